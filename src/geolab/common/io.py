@@ -1,0 +1,75 @@
+"""Atomic writes: a file is either complete or absent, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and move it into place only on success.
+
+    Args:
+        path: the final path; its parent directory is created.
+        mode: ``"w"`` or ``"wb"``.
+        **kwargs: passed to :func:`open` (e.g. ``encoding``, ``newline``).
+
+    Yields:
+        The open temporary file. If the block raises, the temporary file is removed and ``path``
+        is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, data: Any, indent: int = 2) -> None:
+    """Write JSON atomically."""
+    with atomic_open(path) as fh:
+        json.dump(data, fh, indent=indent, sort_keys=False)
+        fh.write("\n")
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    """Write YAML atomically."""
+    with atomic_open(path) as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+
+
+def atomic_save_torch(obj: Any, path: str | Path) -> None:
+    """``torch.save`` atomically."""
+    import torch
+
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON, naming the file in the error if it is missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: line {err.lineno}: not valid JSON: {err.msg}") from None

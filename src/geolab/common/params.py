@@ -1,0 +1,276 @@
+"""Loading and validating ``params.yaml``.
+
+Every section of ``params.yaml`` has a schema: a dataclass whose fields are the keys of that
+section (and, by convention, the keyword arguments of the code the section feeds). A schema is
+registered in :data:`SECTIONS` by a lazy ``"module:Class"`` reference so that loading one study's
+params never imports another study.
+
+Validation is strict: an unknown section or key, a missing required key or a value of the wrong
+type raises :class:`ParamsError` naming the file and the dotted key, e.g.
+``params.yaml: cls.lr: expected float, got str 'fast'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+#: Section name -> "module:Class" of its schema. Studies add their section here.
+SECTIONS: dict[str, str] = {
+    "base": "geolab.common.params:BaseParams",
+    "gate": "geolab.common.gate:GateParams",
+    "cls": "geolab.cls.config:ClsParams",
+}
+
+DEFAULT_PATH = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A params file is malformed: the message names the file and the key."""
+
+
+@dataclasses.dataclass
+class BaseParams:
+    """The ``base`` section, shared by every stage.
+
+    Attributes:
+        seed: seed for Python, NumPy and torch.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        threads: torch intra-op threads; 0 leaves torch's default.
+        data: ``sample`` (the embedded sample, offline) or ``full`` (the user's full data).
+        deterministic: ask torch for deterministic algorithms.
+    """
+
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0
+    data: Literal["sample", "full"] = "sample"
+    deterministic: bool = True
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (what ``dvc exp run -S`` writes)."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with YAML 1.2 floats.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The mapping (empty for an empty file).
+
+    Raises:
+        ParamsError: the file is missing, is not valid YAML, or is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ParamsError(f"{path}: file not found") from err
+    try:
+        data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def schema_for(section: str) -> type:
+    """Return the schema dataclass registered for a section.
+
+    Raises:
+        ParamsError: the section is unknown; the message lists the valid ones.
+    """
+    try:
+        ref = SECTIONS[section]
+    except KeyError:
+        raise ParamsError(
+            f"unknown section '{section}'; valid sections: {', '.join(sorted(SECTIONS))}"
+        ) from None
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def from_dict(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys and types.
+
+    Args:
+        cls: a dataclass type.
+        data: the mapping from YAML.
+        where: the dotted location used in error messages (``file: section.key``).
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ParamsError: unknown key, missing required key, or wrong type.
+    """
+    if not isinstance(data, Mapping):
+        raise ParamsError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{where}.{unknown[0]}: unknown key; valid keys: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], f"{where}.{name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{where}.{name}: required key is missing")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as err:
+            raise ParamsError(f"{where}: {err}") from err
+    return obj
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Check (and lightly coerce: int -> float, list -> tuple) one value against a type hint."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return _convert_union(value, args, where)
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise ParamsError(f"{where}: expected one of {list(args)}, got {value!r}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ParamsError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        item = args[0] if args else Any
+        items = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        kt, vt = args or (Any, Any)
+        return {_convert(k, kt, where): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+    return _convert_scalar(value, hint, where)
+
+
+def _convert_union(value: Any, args: tuple, where: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, where)
+        except ParamsError as err:
+            errors.append(str(err).split(": ", 1)[-1])
+    raise ParamsError(f"{where}: {' or '.join(errors)}")
+
+
+def _convert_scalar(value: Any, hint: type, where: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ParamsError(
+            f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def load_section(section: str, path: str | Path = DEFAULT_PATH) -> Any:
+    """Load and validate one section of a params file.
+
+    Args:
+        section: the section name, e.g. ``"cls"``.
+        path: the params file.
+
+    Returns:
+        The section's schema instance (defaults filled in where the file omits a key).
+    """
+    data = read_yaml(path)
+    if section not in data and section != "base":
+        raise ParamsError(f"{path}: section '{section}' is missing")
+    return from_dict(schema_for(section), data.get(section) or {}, f"{path}: {section}")
+
+
+def load_params(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
+    """Load and validate every section of a params file.
+
+    Args:
+        path: the params file.
+
+    Returns:
+        Section name -> schema instance.
+
+    Raises:
+        ParamsError: an unknown section, unknown key or wrong type, naming file and key.
+    """
+    data = read_yaml(path)
+    out = {}
+    for section, value in data.items():
+        try:
+            schema = schema_for(section)
+        except ParamsError as err:
+            raise ParamsError(f"{path}: {err}") from None
+        out[section] = from_dict(schema, value or {}, f"{path}: {section}")
+    out.setdefault("base", BaseParams())
+    return out
+
+
+def to_dict(obj: Any) -> Any:
+    """Turn a schema instance (or nested structure of them) into plain YAML/JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def kwargs_for(func: Any, params: Any, **overrides: Any) -> dict[str, Any]:
+    """Pick the fields of ``params`` that ``func`` accepts as keyword arguments.
+
+    Keeps the convention "params keys equal constructor kwargs" without a translation layer.
+    """
+    import inspect
+
+    accepted = inspect.signature(func).parameters
+    data = to_dict(params) if dataclasses.is_dataclass(params) else dict(params)
+    out = {k: v for k, v in data.items() if k in accepted}
+    out.update(overrides)
+    return out

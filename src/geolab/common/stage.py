@@ -1,0 +1,60 @@
+"""Start-up shared by the stage scripts in ``stages/``: logging, params, seed, device."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geolab.common.params import BaseParams, load_params, to_dict
+from geolab.common.runtime import setup
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage gets from :func:`start`.
+
+    Attributes:
+        base: the ``base`` section.
+        params: the stage's study section (its schema instance).
+        device: the resolved torch device.
+        resolved: ``{"base": ..., section: ...}`` as plain data, stored in checkpoints.
+    """
+
+    base: BaseParams
+    params: Any
+    device: torch.device
+    resolved: dict[str, Any]
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the ``--params`` option every stage takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(
+        "--params", type=Path, default=Path(os.environ.get("GEOLAB_PARAMS", "params.yaml"))
+    )
+    return p
+
+
+def init_logging() -> None:
+    """Log to stderr (level from ``GEOLAB_LOG``, default INFO)."""
+    logging.basicConfig(
+        level=os.environ.get("GEOLAB_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def start(section: str, params_path: str | Path) -> StageContext:
+    """Set up a stage: logging, validated params (the whole file), seed, threads, device."""
+    init_logging()
+    params = load_params(params_path)
+    base = params["base"]
+    device = setup(base)
+    resolved = {"base": to_dict(base), section: to_dict(params[section])}
+    return StageContext(base, params[section], device, resolved)

@@ -1,0 +1,1 @@
+"""Readers of the raw datasets in ``data/`` that more than one study uses."""
