@@ -274,3 +274,27 @@ def kwargs_for(func: Any, params: Any, **overrides: Any) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k in accepted}
     out.update(overrides)
     return out
+
+
+def params_main(argv: list[str] | None = None) -> int:
+    """``geolab params [--params FILE] [--section S]``: validate and print the resolved params."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="geolab params", description=params_main.__doc__)
+    p.add_argument("--params", default=str(DEFAULT_PATH))
+    p.add_argument("--section", help="print only this section")
+    args = p.parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    data = {k: to_dict(v) for k, v in params.items()}
+    if args.section:
+        if args.section not in data:
+            print(f"error: {args.params}: no section '{args.section}'", file=sys.stderr)
+            return 1
+        data = {args.section: data[args.section]}
+    print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0

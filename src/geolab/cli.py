@@ -1,0 +1,50 @@
+"""The ``geolab`` command.
+
+``geolab gate``, ``geolab plots`` and ``geolab params`` work on the whole project;
+``geolab <study> ...`` runs a study's user-facing commands (``predict`` and the like). Each
+command lives next to its code and is imported only when it is called, so ``geolab --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command -> ("module:function taking argv and returning an exit code", one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gate": ("geolab.common.gate:gate_main", "compare metrics with floors and a base revision"),
+    "plots": ("geolab.common.plots:plots_main", "render the declared DVC plots to PNG offline"),
+    "params": ("geolab.common.params:params_main", "validate params.yaml and print it resolved"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: geolab COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`geolab COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``geolab COMMAND ...`` to the command's own ``main(argv)``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from geolab import __version__
+
+        print(f"geolab {__version__}")
+        return 0
+    name = argv.pop(0)
+    if name not in COMMANDS:
+        print(f"geolab: unknown command '{name}'; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, _, func = COMMANDS[name][0].partition(":")
+    code = getattr(importlib.import_module(module), func)(argv)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Offline plot rendering against a real DVC repository in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from geolab.common import gate as gate_mod
+from geolab.common.plots import PlotsError, plots_main, render_plots
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("git") is None or gate_mod.dvc_command() is None, reason="needs git and dvc"
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DVC_YAML = """\
+plots:
+  - plots/loss.tsv:
+      x: step
+      y: loss
+  - plots/acc.json:
+      x: step
+      y: acc
+  - images
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_analytics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+
+
+def _git(repo: Path, *args: str) -> None:
+    _run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        repo,
+    )
+
+
+def _write_plots(repo: Path, losses: list[float], color: tuple[int, int, int]) -> None:
+    (repo / "plots").mkdir(exist_ok=True)
+    (repo / "images").mkdir(exist_ok=True)
+    rows = "".join(f"{i}\t{v}\n" for i, v in enumerate(losses))
+    (repo / "plots/loss.tsv").write_text("step\tloss\n" + rows, encoding="utf-8")
+    acc = [{"step": i, "acc": 1 - v} for i, v in enumerate(losses)]
+    (repo / "plots/acc.json").write_text(json.dumps(acc), encoding="utf-8")
+    Image.new("RGB", (16, 12), color).save(repo / "images/confusion.png")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two commits (tags v1, v2) of a line plot, a JSON plot and an image plot."""
+    repo = tmp_path_factory.mktemp("plots-repo")
+    dvc = gate_mod.dvc_command()
+    assert dvc is not None
+    _git(repo, "init", "-q")
+    _run([*dvc, "init", "-q"], repo)
+    _run([*dvc, "config", "core.analytics", "false"], repo)
+    (repo / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
+    for tag, losses, color in [
+        ("v1", [1.0, 0.5, 0.3], (255, 0, 0)),
+        ("v2", [1.0, 0.4, 0.2], (0, 0, 255)),
+    ]:
+        _write_plots(repo, losses, color)
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", tag)
+        _git(repo, "tag", tag)
+    return repo
+
+
+def _check_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.size[0] > 0 and img.size[1] > 0
+
+
+def _check_index(index: Path, pictures: list[Path]) -> None:
+    assert index.name == "index.md"
+    links = re.findall(r"\]\(([^)]+)\)", index.read_text(encoding="utf-8"))
+    assert sorted(links) == sorted(p.name for p in pictures)
+    assert all((index.parent / link).is_file() for link in links)
+
+
+def test_workspace_via_cli(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "plots"
+    monkeypatch.chdir(repo)
+    assert plots_main(["--out", str(out)]) == 0
+    pictures = sorted(out.glob("*.png"))
+    names = {p.name for p in pictures}
+    assert names == {"plots_loss.tsv.png", "plots_acc.json.png", "images_confusion--workspace.png"}
+    for path in pictures:
+        _check_png(path)
+    _check_index(out / "index.md", pictures)
+    assert not (repo / "dvc_plots").exists()  # DVC's image copies went to a temporary dir
+
+
+def test_diff_two_revisions(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "diff"
+    paths = render_plots(["v1", "v2"], out, repo)
+    *pictures, index = paths
+    assert {p.name for p in pictures} == {
+        "plots_loss.tsv.png",
+        "plots_acc.json.png",
+        "images_confusion--v1.png",
+        "images_confusion--v2.png",
+    }
+    for path in pictures:
+        _check_png(path)
+    with Image.open(out / "images_confusion--v1.png") as img:
+        assert img.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    _check_index(index, pictures)
+    assert "Revisions: v1, v2" in index.read_text(encoding="utf-8")
+
+
+def test_bad_revision(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(PlotsError, match="unknown revision 'nosuch'"):
+        render_plots(["v1", "nosuch"], tmp_path / "bad", repo)
+    assert plots_main(["--repo", str(repo), "--rev", "nosuch", "--out", str(tmp_path / "b")]) == 1
