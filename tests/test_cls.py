@@ -124,9 +124,17 @@ def test_stages_smoke(tmp_path, run_stage):
             {
                 "base": {"seed": 1, "device": "cpu", "threads": 1},
                 "cls": {
-                    "patch_size": 32, "stride": 16, "resize": 16, "purity": 0.9,
-                    "train_tiles": [1], "val_tiles": [2], "test_tiles": [3],
-                    "epochs": 1, "batch_size": 8, "monitor": "val/accuracy", "mode": "max",
+                    "patch_size": 32,
+                    "stride": 16,
+                    "resize": 16,
+                    "purity": 0.9,
+                    "train_tiles": [1],
+                    "val_tiles": [2],
+                    "test_tiles": [3],
+                    "epochs": 1,
+                    "batch_size": 8,
+                    "monitor": "val/accuracy",
+                    "mode": "max",
                     "model_kwargs": {"width": 4, "depth": 2},
                 },
             }

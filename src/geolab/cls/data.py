@@ -147,7 +147,7 @@ class PatchDataset(Dataset):
     """Normalised patches as ``(3, H, W)`` float tensors, with optional flip/rot90 augmentation."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, augment: bool = False) -> None:
-        self.x = torch.from_numpy(((x.astype(np.float32) / 255.0 - MEAN) / STD)).permute(0, 3, 1, 2)
+        self.x = torch.from_numpy((x.astype(np.float32) / 255.0 - MEAN) / STD).permute(0, 3, 1, 2)
         self.y = torch.from_numpy(y)
         self.augment = augment
 

@@ -66,7 +66,8 @@ def examples_figure(
                 ok = y_pred[i] == y_true[i]
                 ax.set_title(
                     f"{CLASSES[y_true[i]]}\n→ {CLASSES[y_pred[i]]}",
-                    fontsize=8, color="green" if ok else "red",
+                    fontsize=8,
+                    color="green" if ok else "red",
                 )
     fig.suptitle("test patches: true → predicted", fontsize=10)
     fig.tight_layout()

@@ -76,18 +76,30 @@ def train(
     x_va, y_va = load_split(patches, "val")
     gen = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        PatchDataset(x_tr, y_tr, augment=True), batch_size=params.batch_size, shuffle=True,
-        generator=gen, worker_init_fn=worker_seed, drop_last=len(y_tr) > params.batch_size,
+        PatchDataset(x_tr, y_tr, augment=True),
+        batch_size=params.batch_size,
+        shuffle=True,
+        generator=gen,
+        worker_init_fn=worker_seed,
+        drop_last=len(y_tr) > params.batch_size,
     )
     val_loader = DataLoader(PatchDataset(x_va, y_va), batch_size=256)
     kwargs = {"num_classes": len(CLASSES), **params.model_kwargs}
     model = MODELS.build(params.model, **kwargs)
     ckpt = CheckpointSpec(
-        path=Path(model_out), model_name=params.model, model_kwargs=kwargs,
+        path=Path(model_out),
+        model_name=params.model,
+        model_kwargs=kwargs,
         params=resolved or {"cls": to_dict(params)},
         extra={"classes": list(CLASSES), "class_counts": np.bincount(y_tr, minlength=5).tolist()},
     )
     return fit(
-        model, train_loader, TrainConfig.from_params(params), make_step(params.label_smoothing),
-        ckpt, evaluate=make_evaluate(val_loader, device), live=live, device=device,
+        model,
+        train_loader,
+        TrainConfig.from_params(params),
+        make_step(params.label_smoothing),
+        ckpt,
+        evaluate=make_evaluate(val_loader, device),
+        live=live,
+        device=device,
     )

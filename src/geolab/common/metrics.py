@@ -47,16 +47,16 @@ def scores_from_confusion(cm: np.ndarray, classes: list[str] | tuple[str, ...]) 
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(pred > 0, tp / pred, np.where(true > 0, 0.0, np.nan))
         recall = np.where(true > 0, tp / true, np.where(pred > 0, 0.0, np.nan))
-        f1 = np.where(
-            precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0
-        )
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
         f1 = np.where(np.isnan(precision) | np.isnan(recall), np.nan, f1)
         union = pred + true - tp
         iou = np.where(union > 0, tp / union, np.nan)
     per = {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
     return {
         "accuracy": float(tp.sum() / cm.sum()) if cm.sum() else float("nan"),
-        "macro": {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-                  for k, v in per.items()},
+        "macro": {
+            k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+            for k, v in per.items()
+        },
         "per_class": {c: {k: float(v[i]) for k, v in per.items()} for i, c in enumerate(classes)},
     }

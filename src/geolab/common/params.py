@@ -59,7 +59,7 @@ class BaseParams:
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (what ``dvc exp run -S`` writes)."""
+    """SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` (as `dvc exp run -S` writes)."""
 
 
 _Yaml12Loader.add_implicit_resolver(
@@ -224,7 +224,8 @@ def load_section(section: str, path: str | Path = DEFAULT_PATH) -> Any:
     data = read_yaml(path)
     if section not in data and section != "base":
         raise ParamsError(f"{path}: section '{section}' is missing")
-    return from_dict(schema_for(section), data.get(section) or {}, f"{path}: {section}")
+    value = data.get(section)
+    return from_dict(schema_for(section), {} if value is None else value, f"{path}: {section}")
 
 
 def load_params(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -246,7 +247,7 @@ def load_params(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
             schema = schema_for(section)
         except ParamsError as err:
             raise ParamsError(f"{path}: {err}") from None
-        out[section] = from_dict(schema, value or {}, f"{path}: {section}")
+        out[section] = from_dict(schema, {} if value is None else value, f"{path}: {section}")
     out.setdefault("base", BaseParams())
     return out
 

@@ -255,9 +255,7 @@ def fit(
             log.info("early stopping at epoch %d (best %s)", epoch, state.best_epoch)
             break
     state.finish()
-    return FitResult(
-        state.best_epoch, state.best, state.epoch, state.stopped_early, state.history
-    )
+    return FitResult(state.best_epoch, state.best, state.epoch, state.stopped_early, state.history)
 
 
 def _run_eval(model: nn.Module, evaluate: EvalFn) -> dict[str, float]:

@@ -48,9 +48,7 @@ def list_samples(root: str | Path) -> list[Sample]:
         ValueError: an image without a mask or a mask without an image (names the file).
     """
     root = Path(root)
-    tiles = sorted(
-        (int(m.group(1)), p) for p in root.glob("tile_*") if (m := _TILE.match(p.name))
-    )
+    tiles = sorted((int(m.group(1)), p) for p in root.glob("tile_*") if (m := _TILE.match(p.name)))
     if not tiles:
         raise FileNotFoundError(f"{root}: no tile_<n> folders (is `dvc pull` done?)")
     samples = []
