@@ -73,8 +73,12 @@ def main() -> None:
     results["geolab_images_per_s"] = geolab_fit(loader, args.epochs)
     results["ratio"] = results["geolab_images_per_s"] / results["bare_images_per_s"]
     results.update(
-        n=args.n, epochs=args.epochs, threads=args.threads, torch=torch.__version__,
-        machine=platform.machine(), processor=platform.processor(),
+        n=args.n,
+        epochs=args.epochs,
+        threads=args.threads,
+        torch=torch.__version__,
+        machine=platform.machine(),
+        processor=platform.processor(),
     )
     write_json(args.out, results)
     print(json.dumps(results, indent=2))

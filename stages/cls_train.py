@@ -14,8 +14,13 @@ def main() -> None:
     ctx = start("cls", args.params)
     with open_live(args.live) as live:
         result = train(
-            ctx.params, args.patches, args.model, ctx.device, live=live,
-            seed=ctx.base.seed, resolved=ctx.resolved,
+            ctx.params,
+            args.patches,
+            args.model,
+            ctx.device,
+            live=live,
+            seed=ctx.base.seed,
+            resolved=ctx.resolved,
         )
         live.summary["best_epoch"] = result.best_epoch
         live.summary["epochs_run"] = result.epochs_run
