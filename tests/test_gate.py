@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from geolab.common import gate as gate_mod
+from geolab.common import repo as repo_mod
 from geolab.common.gate import (
     GatedMetric,
-    GateError,
     GateParams,
     evaluate_gate,
     format_table,
@@ -25,7 +25,7 @@ from geolab.common.gate import (
 from geolab.common.params import ParamsError, from_dict
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or gate_mod.dvc_command() is None, reason="needs git and dvc"
+    shutil.which("git") is None or repo_mod.dvc_command() is None, reason="needs git and dvc"
 )
 
 BASE_METRICS = {"test": {"accuracy": 0.9, "loss": 0.3}, "f1": 0.7}
@@ -57,7 +57,7 @@ def _write_json(path: Path, data: object) -> None:
 def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC repo whose first commit (tag ``base``) holds metrics/eval.json."""
     repo = tmp_path_factory.mktemp("gate-template")
-    dvc = gate_mod.dvc_command()
+    dvc = repo_mod.dvc_command()
     assert dvc is not None
     _git(repo, "init", "-q")
     _run([*dvc, "init", "-q"], repo)
@@ -156,7 +156,7 @@ def test_missing_file_and_key_fail_no_base_passes(repo: Path) -> None:
 def test_nan_fails_and_git_fallback_without_dvc(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gate_mod, "dvc_command", lambda: None)
+    monkeypatch.setattr(repo_mod, "dvc_command", lambda: None)
     (repo / "metrics/eval.json").write_text(
         '{"test": {"accuracy": NaN, "loss": 0.5}}', encoding="utf-8"
     )
@@ -170,7 +170,7 @@ def test_nan_fails_and_git_fallback_without_dvc(
 
 def test_unknown_revision(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params = GateParams(metrics=[_metric("test/accuracy")])
-    with pytest.raises(GateError, match="unknown revision 'nosuch'"):
+    with pytest.raises(repo_mod.RepoError, match="unknown revision 'nosuch'"):
         evaluate_gate(params, "nosuch", repo)
     monkeypatch.chdir(repo)
     Path("params.yaml").write_text(

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from geolab.common import gate as gate_mod
+from geolab.common import repo as repo_mod
 from geolab.common.plots import PlotsError, plots_main, render_plots
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or gate_mod.dvc_command() is None, reason="needs git and dvc"
+    shutil.which("git") is None or repo_mod.dvc_command() is None, reason="needs git and dvc"
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,7 +61,7 @@ def _write_plots(repo: Path, losses: list[float], color: tuple[int, int, int]) -
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two commits (tags v1, v2) of a line plot, a JSON plot and an image plot."""
     repo = tmp_path_factory.mktemp("plots-repo")
-    dvc = gate_mod.dvc_command()
+    dvc = repo_mod.dvc_command()
     assert dvc is not None
     _git(repo, "init", "-q")
     _run([*dvc, "init", "-q"], repo)

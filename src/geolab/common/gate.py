@@ -16,8 +16,6 @@ The workspace value is read from the file itself; the base value comes from
 declared under ``metrics:`` at that revision, or DVC is unavailable), from ``git show REV:path``.
 A base revision that lacks the file or key gives ``ok (no base)``: a new metric is not a failure.
 
-The helpers :func:`dvc_command`, :func:`run_dvc` and :func:`check_revision` are shared with
-:mod:`geolab.common.plots`.
 """
 
 from __future__ import annotations
@@ -26,9 +24,6 @@ import argparse
 import json
 import logging
 import math
-import os
-import shutil
-import subprocess
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -40,6 +35,7 @@ import yaml
 
 from geolab.common.io import write_json
 from geolab.common.params import DEFAULT_PATH, ParamsError, load_section
+from geolab.common.repo import RepoError, check_revision, git, run_dvc
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +46,6 @@ FAIL = "FAIL"
 #: Tolerance comparisons forgive float noise such as 0.9 - 0.8 = 0.09999999999999998.
 _REL_EPS = 1e-9
 _ABS_EPS = 1e-12
-
-
-class GateError(RuntimeError):
-    """The gate could not run (unknown revision, DVC failure): not a metric failure."""
 
 
 @dataclass
@@ -160,80 +152,6 @@ class GateRow:
         return self.status.startswith(FAIL)
 
 
-# --------------------------------------------------------------------------- subprocess helpers
-
-
-def dvc_command() -> list[str] | None:
-    """Find the ``dvc`` executable: next to ``sys.executable`` first, then on ``PATH``.
-
-    Returns:
-        The command prefix, or ``None`` if DVC is not installed.
-    """
-    beside = Path(sys.executable).with_name("dvc")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = shutil.which("dvc")
-    return [found] if found else None
-
-
-def _subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    return env
-
-
-def run_dvc(args: Sequence[str], repo_root: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``dvc ARGS`` in ``repo_root`` with analytics off.
-
-    Args:
-        args: arguments after ``dvc``.
-        repo_root: the DVC repository root (the working directory).
-
-    Returns:
-        The completed process (stdout and stderr captured as text).
-
-    Raises:
-        GateError: DVC is not installed or exits non-zero; the message carries DVC's error.
-    """
-    dvc = dvc_command()
-    if dvc is None:
-        raise GateError("dvc is not installed (not beside the Python executable nor on PATH)")
-    cmd = [*dvc, *args]
-    log.debug("running %s in %s", " ".join(cmd), repo_root)
-    proc = subprocess.run(
-        cmd, cwd=repo_root, env=_subprocess_env(), capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        err = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}"
-        raise GateError(f"`dvc {' '.join(args)}` failed in {repo_root}: {err}")
-    return proc
-
-
-def _git(args: Sequence[str], repo_root: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", *args], cwd=repo_root, env=_subprocess_env(), capture_output=True, check=False
-    )
-
-
-def check_revision(rev: str, repo_root: Path) -> None:
-    """Check that ``rev`` names a git commit in ``repo_root``.
-
-    Args:
-        rev: a commit, branch, tag or expression such as ``HEAD~1``.
-        repo_root: the repository.
-
-    Raises:
-        GateError: the revision does not exist (or ``repo_root`` is not a git repository).
-    """
-    proc = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo_root)
-    if proc.returncode != 0:
-        raise GateError(
-            f"unknown revision '{rev}': not a commit, branch or tag of the git repository "
-            f"at {Path(repo_root).resolve()}"
-        )
-
-
 # --------------------------------------------------------------------------- reading metrics
 
 
@@ -291,7 +209,7 @@ def read_base_with_git(path: str, rev: str, repo_root: Path) -> Any | None:
     Returns:
         The parsed file, or ``None`` if the revision lacks it or it cannot be parsed.
     """
-    proc = _git(["show", f"{rev}:./{PurePosixPath(path).as_posix()}"], repo_root)
+    proc = git(["show", f"{rev}:./{PurePosixPath(path).as_posix()}"], repo_root)
     if proc.returncode != 0:
         log.debug("git show %s:%s: %s", rev, path, proc.stderr.decode(errors="replace").strip())
         return None
@@ -316,7 +234,7 @@ def dvc_metrics_diff(rev: str, repo_root: Path) -> dict[str, dict[str, dict[str,
     try:
         proc = run_dvc(["metrics", "diff", "--json", "--all", rev], repo_root)
         data = json.loads(proc.stdout or "{}")
-    except (GateError, ValueError) as err:
+    except (RepoError, ValueError) as err:
         log.warning("dvc metrics diff unavailable, falling back to git show: %s", err)
         return {}
     return {str(PurePosixPath(f)): v for f, v in data.items() if isinstance(v, dict)}
@@ -421,7 +339,7 @@ def evaluate_gate(params: GateParams, rev: str | None, repo_root: Path) -> list[
         One row per gated metric, in configuration order.
 
     Raises:
-        GateError: the base revision does not exist.
+        RepoError: the base revision does not exist.
     """
     rev = rev or params.rev
     repo_root = Path(repo_root)
@@ -554,7 +472,7 @@ def gate_main(argv: list[str] | None = None) -> int:
         params = load_section("gate", args.params)
         rev = args.rev or params.rev
         rows = evaluate_gate(params, rev, args.repo)
-    except (ParamsError, GateError) as err:
+    except (ParamsError, RepoError) as err:
         print(f"gate: error: {err}", file=sys.stderr)
         return 2
     print(format_table(rows))

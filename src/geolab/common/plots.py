@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geolab.common.gate import GateError, check_revision, run_dvc
 from geolab.common.io import atomic_open
+from geolab.common.repo import RepoError, check_revision, run_dvc
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def dvc_plots_json(
     try:
         proc = run_dvc(args, repo_root)
         return json.loads(proc.stdout)
-    except GateError as err:
+    except RepoError as err:
         raise PlotsError(str(err)) from err
     except json.JSONDecodeError as err:
         raise PlotsError(f"`dvc {' '.join(args)}` did not print JSON: {err}") from err
@@ -251,7 +251,7 @@ def render_plots(
         if rev != WORKSPACE:
             try:
                 check_revision(rev, repo_root)
-            except GateError as err:
+            except RepoError as err:
                 raise PlotsError(str(err)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[Path] = set()
