@@ -154,3 +154,13 @@ def test_stages_smoke(tmp_path, run_stage):
     assert 0.0 <= metrics["accuracy"] <= 1.0 and set(metrics["f1"]) >= {"building", "water"}
     assert (live_e / "plots/images/examples.png").stat().st_size > 0
     assert (live_e / "plots/sklearn/confusion_matrix.json").exists()
+
+
+def test_stage_with_a_wrong_key_exits_naming_it(tmp_path, run_stage, caplog):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"cls": {"lrr": 0.1}}))
+    args = ["--params", params, "--data", tmp_path, "--out", tmp_path / "p.npz"]
+    with pytest.raises(SystemExit) as exc:
+        run_stage("cls_prepare", *args, "--stats", tmp_path / "s.json")
+    assert exc.value.code == 2
+    assert "cls.lrr: unknown key" in caplog.text

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from geolab.common.params import BaseParams, load_params, to_dict
+from geolab.common.params import BaseParams, ParamsError, load_params, to_dict
 from geolab.common.runtime import setup
 
 
@@ -51,9 +51,20 @@ def init_logging() -> None:
 
 
 def start(section: str, params_path: str | Path) -> StageContext:
-    """Set up a stage: logging, validated params (the whole file), seed, threads, device."""
+    """Set up a stage: logging, validated params (the whole file), seed, threads, device.
+
+    A malformed params file ends the stage with exit status 2 and one line naming the file and
+    key (no traceback), which is what ``dvc repro`` then shows.
+    """
     init_logging()
-    params = load_params(params_path)
+    try:
+        params = load_params(params_path)
+    except ParamsError as err:
+        logging.getLogger(__name__).error("%s", err)
+        raise SystemExit(2) from None
+    if section not in params:
+        logging.getLogger(__name__).error("%s: section '%s' is missing", params_path, section)
+        raise SystemExit(2)
     base = params["base"]
     device = setup(base)
     resolved = {"base": to_dict(base), section: to_dict(params[section])}
