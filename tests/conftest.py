@@ -1,5 +1,6 @@
 import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,3 +29,18 @@ def run_stage(monkeypatch):
         runpy.run_path(str(ROOT / "stages" / f"{name}.py"), run_name="__main__")
 
     return run
+
+
+def git(repo: Path, *args: str) -> None:
+    """Run git in ``repo`` with a throwaway identity."""
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*cmd, *args], cwd=repo, check=True, capture_output=True)
+
+
+def init_dvc_repo(repo: Path, dvc: list[str]) -> None:
+    """``git init`` + ``dvc init`` with analytics off, in ``repo``."""
+    git(repo, "init", "-q")
+    subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [*dvc, "config", "core.analytics", "false"], cwd=repo, check=True, capture_output=True
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import git, init_dvc_repo
 
 from geolab.common import gate as gate_mod
 from geolab.common import repo as repo_mod
@@ -32,22 +32,6 @@ BASE_METRICS = {"test": {"accuracy": 0.9, "loss": 0.3}, "f1": 0.7}
 DVC_YAML = "metrics:\n  - metrics/eval.json\n"
 
 
-@pytest.fixture(autouse=True)
-def _no_analytics(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-
-
-def _run(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-
-
-def _git(repo: Path, *args: str) -> None:
-    _run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        repo,
-    )
-
-
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -59,15 +43,13 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("gate-template")
     dvc = repo_mod.dvc_command()
     assert dvc is not None
-    _git(repo, "init", "-q")
-    _run([*dvc, "init", "-q"], repo)
-    _run([*dvc, "config", "core.analytics", "false"], repo)
+    init_dvc_repo(repo, dvc)
     (repo / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
     _write_json(repo / "metrics/eval.json", BASE_METRICS)
     _write_json(repo / "undeclared.json", {"score": 10})  # committed, not a DVC metric
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
-    _git(repo, "tag", "base")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "tag", "base")
     return repo
 
 

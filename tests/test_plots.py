@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import git, init_dvc_repo
 from PIL import Image
 
 from geolab.common import repo as repo_mod
@@ -31,22 +31,6 @@ plots:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_analytics(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-
-
-def _run(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-
-
-def _git(repo: Path, *args: str) -> None:
-    _run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        repo,
-    )
-
-
 def _write_plots(repo: Path, losses: list[float], color: tuple[int, int, int]) -> None:
     (repo / "plots").mkdir(exist_ok=True)
     (repo / "images").mkdir(exist_ok=True)
@@ -63,18 +47,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("plots-repo")
     dvc = repo_mod.dvc_command()
     assert dvc is not None
-    _git(repo, "init", "-q")
-    _run([*dvc, "init", "-q"], repo)
-    _run([*dvc, "config", "core.analytics", "false"], repo)
+    init_dvc_repo(repo, dvc)
     (repo / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
     for tag, losses, color in [
         ("v1", [1.0, 0.5, 0.3], (255, 0, 0)),
         ("v2", [1.0, 0.4, 0.2], (0, 0, 255)),
     ]:
         _write_plots(repo, losses, color)
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", tag)
-        _git(repo, "tag", tag)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", tag)
+        git(repo, "tag", tag)
     return repo
 
 
