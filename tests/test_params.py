@@ -15,7 +15,6 @@ from geolab.common.params import (
     BaseParams,
     ParamsError,
     from_dict,
-    kwargs_for,
     load_params,
     load_section,
     params_main,
@@ -311,19 +310,3 @@ def test_params_main_good_file(tmp_path, capsys):
 def test_params_main_real_file(capsys):
     assert params_main(["--params", str(ROOT / "params.yaml")]) == 0
     assert {"base", "cls", "gate"} <= set(yaml.safe_load(capsys.readouterr().out))
-
-
-def test_kwargs_for_picks_accepted_kwargs():
-    def make(lr, epochs=1, *, amp=False):
-        return lr, epochs, amp
-
-    params = ClsParams(lr=0.5, epochs=3)
-    kwargs = kwargs_for(make, params)
-    assert kwargs == {"lr": 0.5, "epochs": 3, "amp": True}
-    assert kwargs_for(make, params, amp=False, extra=1) == {
-        "lr": 0.5,
-        "epochs": 3,
-        "amp": False,
-        "extra": 1,
-    }
-    assert kwargs_for(make, {"lr": 1, "width": 2}) == {"lr": 1}

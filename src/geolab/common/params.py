@@ -263,20 +263,6 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def kwargs_for(func: Any, params: Any, **overrides: Any) -> dict[str, Any]:
-    """Pick the fields of ``params`` that ``func`` accepts as keyword arguments.
-
-    Keeps the convention "params keys equal constructor kwargs" without a translation layer.
-    """
-    import inspect
-
-    accepted = inspect.signature(func).parameters
-    data = to_dict(params) if dataclasses.is_dataclass(params) else dict(params)
-    out = {k: v for k, v in data.items() if k in accepted}
-    out.update(overrides)
-    return out
-
-
 def params_main(argv: list[str] | None = None) -> int:
     """``geolab params [--params FILE] [--section S]``: validate and print the resolved params."""
     import argparse
