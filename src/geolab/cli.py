@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("geolab.common.gate:gate_main", "compare metrics with floors and a base revision"),
     "plots": ("geolab.common.plots:plots_main", "render the declared DVC plots to PNG offline"),
     "params": ("geolab.common.params:params_main", "validate params.yaml and print it resolved"),
+    "ner": ("geolab.ner.cli:main", "mountain names in text: `geolab ner predict TEXT`"),
 }
 
 

@@ -30,6 +30,7 @@ SECTIONS: dict[str, str] = {
     "base": "geolab.common.params:BaseParams",
     "gate": "geolab.common.gate:GateParams",
     "cls": "geolab.cls.config:ClsParams",
+    "ner": "geolab.ner.config:NerParams",
 }
 
 DEFAULT_PATH = Path("params.yaml")

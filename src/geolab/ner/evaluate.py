@@ -1,0 +1,86 @@
+"""Scoring the tagger: entity- and token-level metrics, perplexity, worst errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from geolab.common.metrics import confusion_matrix, scores_from_confusion
+from geolab.common.train import load_checkpoint
+from geolab.ner.dataset import LABEL2ID, LABELS, Sentence, entities
+from geolab.ner.model import MODELS, load_tokenizer
+from geolab.ner.train import entity_scores, make_collate, predict_tags
+
+
+def load_tagger(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple:
+    """The model, its tokenizer and the checkpoint dict from ``models/ner``."""
+    model_dir = Path(model_dir)
+    model, blob = load_checkpoint(model_dir / "model.pt", MODELS.build, device)
+    return model, load_tokenizer(model_dir / "tokenizer"), blob
+
+
+def score_set(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    sentences: list[Sentence],
+    max_length: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Predict one set and score it.
+
+    Returns:
+        ``metrics`` (entity precision/recall/f1, token-level per-class scores, perplexity,
+        counts), ``cm`` (3x3 token confusion), ``pred`` (tags) and ``nll`` per sentence.
+    """
+    loader = DataLoader(sentences, batch_size=64, collate_fn=make_collate(tokenizer, max_length))
+    pred, probs = predict_tags(model, loader, sentences, device)
+    true = [s.tags for s in sentences]
+    y_true = np.array([LABEL2ID[t] for tags in true for t in tags])
+    y_pred = np.array([LABEL2ID[t] for tags in pred for t in tags])
+    cm = confusion_matrix(y_true, y_pred, len(LABELS))
+    nll = [_sentence_nll(p, s.tags) for p, s in zip(probs, sentences, strict=True)]
+    words = sum(len(s.tokens) for s in sentences)
+    token = scores_from_confusion(cm, LABELS)
+    metrics = {
+        "entity": entity_scores(true, pred),
+        "token": {
+            c: {k: token["per_class"][c][k] for k in ("precision", "recall", "f1")} for c in LABELS
+        },
+        "token_accuracy": token["accuracy"],
+        "perplexity": math.exp(sum(nll) / max(1, words)),
+        "sentences": len(sentences),
+        "entities": sum(len(entities(t)) for t in true),
+    }
+    return {"metrics": metrics, "cm": cm, "pred": pred, "nll": nll}
+
+
+def _sentence_nll(probs: torch.Tensor, tags: list[str]) -> float:
+    """Sum of -log p(true tag) over words (truncated words count as p = 1e-6)."""
+    idx = torch.tensor([LABEL2ID[t] for t in tags])
+    p = torch.nan_to_num(probs[torch.arange(len(tags)), idx], nan=1e-6).clamp_min(1e-6)
+    return float(-p.log().sum())
+
+
+def worst_errors(
+    sentences: list[Sentence], pred: list[list[str]], nll: list[float], k: int
+) -> list[dict[str, Any]]:
+    """The ``k`` wrongly tagged sentences with the highest loss, with both entity lists."""
+    rows = []
+    for s, p, loss in zip(sentences, pred, nll, strict=True):
+        if p == s.tags:
+            continue
+        rows.append(
+            {
+                "id": s.id,
+                "text": s.text(),
+                "true": [" ".join(s.tokens[a:b]) for a, b in entities(s.tags)],
+                "predicted": [" ".join(s.tokens[a:b]) for a, b in entities(p)],
+                "nll": round(loss, 3),
+            }
+        )
+    return sorted(rows, key=lambda r: -r["nll"])[:k]

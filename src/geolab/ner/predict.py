@@ -1,0 +1,135 @@
+"""Finding mountains in raw text: entity groups like a Hugging Face pipeline ("simple")."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geolab.common.train import to_device
+from geolab.ner.dataset import ENTITY, LABELS, repair_iob2, tokenize
+from geolab.ner.model import encode, word_probs
+
+
+class Tagger:
+    """Tag raw text with a trained model.
+
+    Args:
+        model: the token classifier (eval mode).
+        tokenizer: its fast tokenizer.
+        max_length: sub-word limit of one window.
+        window_words: words per window for long texts.
+        window_stride: words between window starts; each word takes its prediction from the
+            window in which it is farthest from an edge.
+        device: where to run.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        max_length: int = 96,
+        window_words: int = 64,
+        window_stride: int = 48,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.window_words, self.window_stride = window_words, window_stride
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, device: torch.device | str = "cpu") -> Tagger:
+        """Load ``models/ner`` (checkpoint + tokenizer) with its own window settings."""
+        from geolab.ner.evaluate import load_tagger
+
+        model, tokenizer, blob = load_tagger(model_dir, device)
+        p = blob["params"].get("ner", {})
+        keys = ("max_length", "window_words", "window_stride")
+        return cls(model, tokenizer, device=device, **{k: p[k] for k in keys if k in p})
+
+    def word_probs(self, words: list[str]) -> torch.Tensor:
+        """``(n_words, 3)`` label probabilities, windowed for long inputs."""
+        n = len(words)
+        out = torch.zeros(n, len(LABELS))
+        best = torch.full((n,), -1.0)
+        starts = list(range(0, max(1, n - self.window_words) + 1, self.window_stride))
+        if starts[-1] + self.window_words < n:
+            starts.append(n - self.window_words)
+        with torch.no_grad():
+            for s in starts:
+                chunk = words[s : s + self.window_words]
+                batch = to_device(
+                    encode(self.tokenizer, [chunk], None, self.max_length), self.device
+                )
+                p = word_probs(self.model, batch, [len(chunk)])[0]
+                pos = torch.arange(len(chunk))
+                centrality = torch.minimum(pos, len(chunk) - 1 - pos).float()
+                centrality[p.isnan().any(-1)] = -0.5  # truncated away in this window
+                take = centrality > best[s : s + len(chunk)]
+                out[s : s + len(chunk)][take] = torch.nan_to_num(p[take], nan=0.0)
+                best[s : s + len(chunk)][take] = centrality[take]
+        return out
+
+    def __call__(self, text: str) -> list[dict[str, Any]]:
+        """Entity groups in ``text``.
+
+        Returns:
+            ``[{"entity_group": "MOUNTAIN", "score": float, "word": str, "start": int,
+            "end": int}]`` with character offsets into ``text``; ``[]`` for empty text.
+        """
+        spans = tokenize(text)
+        if not spans:
+            return []
+        probs = self.word_probs([t for t, _, _ in spans])
+        tags = repair_iob2([LABELS[int(i)] for i in probs.argmax(-1)])[0]
+        return _groups(text, spans, tags, probs.max(-1).values.tolist())
+
+
+def _groups(text: str, spans: list, tags: list[str], scores: list[float]) -> list[dict]:
+    groups: list[dict[str, Any]] = []
+    current: list[int] = []
+    for i, tag in enumerate([*tags, "O"]):
+        if current and not tag.startswith("I-"):
+            start, end = spans[current[0]][1], spans[current[-1]][2]
+            groups.append(
+                {
+                    "entity_group": ENTITY,
+                    "score": round(sum(scores[j] for j in current) / len(current), 4),
+                    "word": text[start:end],
+                    "start": start,
+                    "end": end,
+                }
+            )
+            current = []
+        if tag.startswith(("B-", "I-")):
+            current.append(i)
+    return groups
+
+
+def highlight_terminal(text: str, groups: list[dict[str, Any]]) -> str:
+    """The text with each mountain in bold green (ANSI colours)."""
+    out, pos = [], 0
+    for g in groups:
+        out += [text[pos : g["start"]], "\033[1;32m", text[g["start"] : g["end"]], "\033[0m"]
+        pos = g["end"]
+    return "".join(out + [text[pos:]])
+
+
+def highlight_html(texts: list[str], results: list[list[dict[str, Any]]]) -> str:
+    """A standalone HTML page with mountains marked (score in the tooltip)."""
+    paras = []
+    for text, groups in zip(texts, results, strict=True):
+        out, pos = [], 0
+        for g in groups:
+            out.append(html.escape(text[pos : g["start"]]))
+            out.append(f'<mark title="MOUNTAIN {g["score"]:.2f}">{html.escape(g["word"])}</mark>')
+            pos = g["end"]
+        out.append(html.escape(text[pos:]))
+        paras.append(f"<p>{''.join(out)}</p>")
+    style = "mark{background:#b7e4c7;border-radius:3px;padding:0 2px}body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.6}"  # noqa: E501
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>geolab ner</title>'
+        f"<style>{style}</style></head><body>{''.join(paras)}</body></html>\n"
+    )

@@ -1,0 +1,149 @@
+"""Fine-tuning the token classifier on generated sentences with the common loop."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from geolab.common.params import to_dict
+from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit, to_device
+from geolab.ner.config import NerParams
+from geolab.ner.dataset import LABELS, Sentence, repair_iob2
+from geolab.ner.model import IGNORE, config_dict, encode, load_pretrained, word_probs
+
+
+def split_dataset(
+    sentences: list[Sentence], val_frac: float, test_frac: float, seed: int
+) -> dict[str, list[Sentence]]:
+    """Split by sentence, reproducibly: the same ids, fractions and seed give the same split."""
+    order = sorted(sentences, key=lambda s: s.id)
+    random.Random(seed).shuffle(order)
+    n_test, n_val = round(len(order) * test_frac), max(1, round(len(order) * val_frac))
+    return {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
+
+
+def make_collate(tokenizer: Any, max_length: int, with_tags: bool = True) -> Callable:
+    """Collate sentences into an encoded batch (dynamic padding)."""
+
+    def collate(batch: list[Sentence]) -> dict[str, torch.Tensor]:
+        words = [s.tokens for s in batch]
+        return encode(tokenizer, words, [s.tags for s in batch] if with_tags else None, max_length)
+
+    return collate
+
+
+def make_step(label_smoothing: float) -> Callable:
+    """Step: cross-entropy over labelled sub-tokens (first sub-token of each word)."""
+    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=label_smoothing)
+
+    def step(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "word_index")}
+        logits = model(**inputs).logits
+        return {"loss": loss_fn(logits.flatten(0, 1), batch["labels"].flatten())}
+
+    return step
+
+
+def predict_tags(
+    model: nn.Module, loader: DataLoader, sentences: list[Sentence], device: torch.device
+) -> tuple[list[list[str]], list[torch.Tensor]]:
+    """Word-level BIO predictions (IOB2-repaired) and probabilities, in loader order."""
+    model.eval()
+    tags, probs, i = [], [], 0
+    with torch.no_grad():
+        for batch in loader:
+            n_words = [len(s.tokens) for s in sentences[i : i + len(batch["input_ids"])]]
+            i += len(n_words)
+            for p in word_probs(model, to_device(batch, device), n_words):
+                best = torch.nan_to_num(p, nan=0.0).argmax(-1)
+                tags.append(repair_iob2([LABELS[int(j)] for j in best])[0])
+                probs.append(p)
+    return tags, probs
+
+
+def entity_scores(true: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """Seqeval entity-level precision, recall and F1 (strict IOB2)."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {
+        "precision": float(precision_score(true, pred, **kw)),
+        "recall": float(recall_score(true, pred, **kw)),
+        "f1": float(f1_score(true, pred, **kw)),
+    }
+
+
+def make_evaluate(loader: DataLoader, sentences: list[Sentence], device: torch.device) -> Callable:
+    """Validation: sub-token loss and entity-level F1."""
+    step = make_step(0.0)
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        losses = [float(step(model, to_device(b, device))["loss"]) for b in loader]
+        pred, _ = predict_tags(model, loader, sentences, device)
+        scores = entity_scores([s.tags for s in sentences], pred)
+        return {"loss": sum(losses) / len(losses), **scores}
+
+    return evaluate
+
+
+def train(
+    params: NerParams,
+    sentences: list[Sentence],
+    model_dir: str | Path,
+    device: torch.device,
+    live: Any = None,
+    seed: int = 0,
+    resolved: dict | None = None,
+) -> FitResult:
+    """Fine-tune ``params.model`` on the train split; write ``model.pt`` + ``tokenizer/``.
+
+    The checkpoint is self-describing (config, label map, params); the tokenizer is saved beside
+    it so that evaluate and predict need neither the network nor the original model name.
+    """
+    splits = split_dataset(sentences, params.val_frac, params.test_frac, seed)
+    model, tokenizer = load_pretrained(params.model)
+    model_dir = Path(model_dir)
+    tokenizer.save_pretrained(str(model_dir / "tokenizer"))
+    collate = make_collate(tokenizer, params.max_length)
+    gen = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(
+        splits["train"],
+        batch_size=params.batch_size,
+        shuffle=True,
+        generator=gen,
+        collate_fn=collate,
+    )
+    val_loader = DataLoader(splits["val"], batch_size=64, collate_fn=collate)
+    ckpt = CheckpointSpec(
+        path=model_dir / "model.pt",
+        model_name="hf_token_classifier",
+        model_kwargs={"config": config_dict(model)},
+        params=resolved or {"ner": to_dict(params)},
+        extra={
+            "labels": list(LABELS),
+            "base_model": params.model,
+            "split_sizes": {k: len(v) for k, v in splits.items()},
+        },
+        resume_path=model_dir.parent / f"{model_dir.name}.last.pt",
+    )
+    return fit(
+        model,
+        train_loader,
+        TrainConfig.from_params(params),
+        make_step(params.label_smoothing),
+        ckpt,
+        evaluate=make_evaluate(val_loader, splits["val"], device),
+        live=live,
+        device=device,
+    )
