@@ -62,7 +62,8 @@ class TrainConfig:
         min_delta: smallest change of ``monitor`` that counts as improvement.
         monitor: the metric that selects the best checkpoint, e.g. ``val/loss`` or ``val/f1``.
         mode: ``min`` or ``max``: the direction in which ``monitor`` improves.
-        resume: resume an interrupted run from its last checkpoint when its params match.
+        resume: save the full training state after every epoch, and resume an interrupted run
+            from it when its params match.
     """
 
     epochs: int = 10
@@ -346,7 +347,8 @@ class _TrainState:
         if live is not None:
             log_metrics(live, row)
             live.next_step()
-        atomic_save_torch(self._resume_state(), self.ckpt.resume_path)
+        if self.cfg.resume:
+            atomic_save_torch(self._resume_state(), self.ckpt.resume_path)
 
     def _improved(self, value: float) -> bool:
         if math.isnan(self.best):
