@@ -6,7 +6,8 @@ from geolab.common.io import write_json
 from geolab.common.live import log_metrics, open_live
 from geolab.common.stage import parser, start
 from geolab.ner.dataset import read_conll, read_jsonl
-from geolab.ner.evaluate import load_tagger, score_set, worst_errors
+from geolab.ner.evaluate import score_set, worst_errors
+from geolab.ner.predict import Tagger
 from geolab.ner.train import split_dataset
 
 
@@ -19,7 +20,13 @@ def main() -> None:
     args = p.parse_args()
     ctx = start("ner", args.params)
     c = ctx.params
-    model, tokenizer, _ = load_tagger(args.model, ctx.device)
+    tagger = Tagger.from_dir(
+        args.model,
+        ctx.device,
+        max_length=c.max_length,
+        window_words=c.window_words,
+        window_stride=c.window_stride,
+    )
     sets = {
         "generated": split_dataset(read_jsonl(args.data), c.val_frac, c.test_frac, ctx.base.seed)[
             "test"
@@ -29,7 +36,7 @@ def main() -> None:
     errors = {}
     with open_live(args.live) as live:
         for name, sentences in sets.items():
-            out = score_set(model, tokenizer, sentences, c.max_length, ctx.device)
+            out = score_set(tagger, sentences)
             log_metrics(live, out["metrics"], prefix=name, plot=False)
             y_true = [t for s in sentences for t in s.tags]
             y_pred = [t for tags in out["pred"] for t in tags]

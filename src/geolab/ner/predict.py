@@ -40,37 +40,65 @@ class Tagger:
         self.device = torch.device(device)
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, device: torch.device | str = "cpu") -> Tagger:
-        """Load ``models/ner`` (checkpoint + tokenizer) with its own window settings."""
+    def from_dir(
+        cls, model_dir: str | Path, device: torch.device | str = "cpu", **overrides: int
+    ) -> Tagger:
+        """Load ``models/ner`` (checkpoint + tokenizer).
+
+        Args:
+            model_dir: the directory ``ner_train`` wrote.
+            device: where to run.
+            **overrides: ``max_length``, ``window_words``, ``window_stride``; by default the
+                values the model was trained with.
+        """
         from geolab.ner.evaluate import load_tagger
 
         model, tokenizer, blob = load_tagger(model_dir, device)
         p = blob["params"].get("ner", {})
         keys = ("max_length", "window_words", "window_stride")
-        return cls(model, tokenizer, device=device, **{k: p[k] for k in keys if k in p})
+        kwargs = {k: p[k] for k in keys if k in p} | {
+            k: v for k, v in overrides.items() if v is not None
+        }
+        return cls(model, tokenizer, device=device, **kwargs)
 
     def word_probs(self, words: list[str]) -> torch.Tensor:
-        """``(n_words, 3)`` label probabilities, windowed for long inputs."""
+        """``(n_words, 3)`` label probabilities, windowed for long inputs.
+
+        Windows hold up to ``window_words`` words and are also cut where the sub-word tokens
+        reach ``max_length``; the next window starts early enough to overlap the last one by
+        ``window_words - window_stride`` words (or at the first word cut off), so every word is
+        scored. A word scored by several windows keeps the prediction of the window in which it
+        is farthest from an edge.
+        """
         n = len(words)
         out = torch.zeros(n, len(LABELS))
         best = torch.full((n,), -1.0)
-        starts = list(range(0, max(1, n - self.window_words) + 1, self.window_stride))
-        if starts[-1] + self.window_words < n:
-            starts.append(n - self.window_words)
+        overlap = self.window_words - self.window_stride
+        start = 0
         with torch.no_grad():
-            for s in starts:
-                chunk = words[s : s + self.window_words]
-                batch = to_device(
-                    encode(self.tokenizer, [chunk], None, self.max_length), self.device
-                )
-                p = word_probs(self.model, batch, [len(chunk)])[0]
-                pos = torch.arange(len(chunk))
-                centrality = torch.minimum(pos, len(chunk) - 1 - pos).float()
-                centrality[p.isnan().any(-1)] = -0.5  # truncated away in this window
-                take = centrality > best[s : s + len(chunk)]
-                out[s : s + len(chunk)][take] = torch.nan_to_num(p[take], nan=0.0)
-                best[s : s + len(chunk)][take] = centrality[take]
+            while start < n:
+                kept, p = self._window(words[start : start + self.window_words])
+                pos = torch.arange(kept)
+                centrality = torch.minimum(pos, kept - 1 - pos).float()
+                if start == 0:
+                    centrality += (pos < kept // 2).float() * n  # no left edge at the text start
+                if start + kept >= n:
+                    centrality += (pos >= kept // 2).float() * n  # nor a right edge at its end
+                take = centrality > best[start : start + kept]
+                out[start : start + kept][take] = p[:kept][take]
+                best[start : start + kept][take] = centrality[take]
+                if start + kept >= n:
+                    break
+                start += max(1, min(self.window_stride, kept - overlap))
         return out
+
+    def _window(self, chunk: list[str]) -> tuple[int, torch.Tensor]:
+        """Probabilities of one window and how many leading words fit into ``max_length``."""
+        batch = to_device(encode(self.tokenizer, [chunk], None, self.max_length), self.device)
+        p = word_probs(self.model, batch, [len(chunk)])[0]
+        missing = p.isnan().any(-1).nonzero()
+        kept = int(missing[0]) if len(missing) else len(chunk)
+        return max(1, kept), torch.nan_to_num(p, nan=0.0)
 
     def __call__(self, text: str) -> list[dict[str, Any]]:
         """Entity groups in ``text``.

@@ -21,15 +21,24 @@ from geolab.ner.model import IGNORE, config_dict, encode, load_pretrained, word_
 def split_dataset(
     sentences: list[Sentence], val_frac: float, test_frac: float, seed: int
 ) -> dict[str, list[Sentence]]:
-    """Split by sentence, reproducibly: the same ids, fractions and seed give the same split."""
-    order = sorted(sentences, key=lambda s: s.id)
-    random.Random(seed).shuffle(order)
-    n_test, n_val = round(len(order) * test_frac), max(1, round(len(order) * val_frac))
-    return {
-        "test": order[:n_test],
-        "val": order[n_test : n_test + n_val],
-        "train": order[n_test + n_val :],
-    }
+    """Split reproducibly, keeping all sentences about one mountain in the same split.
+
+    Sentences are grouped by ``mountain`` (sentences without one are their own group); the
+    groups are shuffled with ``seed`` and dealt to test, then validation, until each holds its
+    share of sentences; the rest is train. The same sentences, fractions and seed give the same
+    split, whatever their order.
+    """
+    groups: dict[str, list[Sentence]] = {}
+    for s in sorted(sentences, key=lambda s: s.id):
+        groups.setdefault(s.mountain or f"id:{s.id}", []).append(s)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    targets = {"test": round(len(sentences) * test_frac), "val": round(len(sentences) * val_frac)}
+    out: dict[str, list[Sentence]] = {"test": [], "val": [], "train": []}
+    for key in keys:
+        part = next((k for k, n in targets.items() if len(out[k]) < n), "train")
+        out[part] += groups[key]
+    return out
 
 
 def make_collate(tokenizer: Any, max_length: int, with_tags: bool = True) -> Callable:
