@@ -24,11 +24,14 @@ repro: venv
 	$(BIN)/dvc pull --quiet data.dvc
 	$(BIN)/dvc repro
 
-## make test: install, then the fast test suite (slow tests: make test-all).
+## make test: install, fetch the embedded sample (tests read it), then the fast test suite
+## (slow tests: make test-all).
 test: venv
+	$(BIN)/dvc pull --quiet data.dvc
 	$(BIN)/pytest -q -m "not slow"
 
 test-all: venv
+	$(BIN)/dvc pull --quiet data.dvc
 	$(BIN)/pytest -q
 
 lint: venv
