@@ -1,0 +1,1 @@
+"""Study ``seg``: semantic segmentation of the Dubai aerial tiles into 6 classes."""
