@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "gate": "geolab.common.gate:GateParams",
     "cls": "geolab.cls.config:ClsParams",
     "ner": "geolab.ner.config:NerParams",
+    "seg": "geolab.seg.config:SegParams",
 }
 
 DEFAULT_PATH = Path("params.yaml")
