@@ -1,13 +1,16 @@
-"""Schema of the ``seg`` section of params.yaml (data preparation so far)."""
+"""Schema of the ``seg`` section of params.yaml."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Literal
+
+from geolab.common.train import TrainConfig
 
 
 @dataclasses.dataclass
-class SegParams:
-    """The ``seg`` section.
+class SegParams(TrainConfig):
+    """The ``seg`` section: patches, model, loss, augmentation and the training loop's keys.
 
     Attributes:
         scale: factor the tiles are resized by before cutting (0.5 halves each side).
@@ -17,6 +20,14 @@ class SegParams:
             cross splits).
         val_tiles: tiles for validation / model selection.
         test_tiles: tiles held out for the final evaluation.
+        model: registry name in ``geolab.seg.models.MODELS`` (``unet``, ``unet_pretrained``).
+        model_kwargs: its keyword arguments (``num_classes`` is added).
+        loss: terms summed into the loss: ``ce`` (cross-entropy), ``dice``, ``focal``.
+        class_weights: ``none`` or ``inverse_sqrt`` (cross-entropy/focal weights from the train
+            class frequencies).
+        focal_gamma: focusing exponent of the focal term.
+        jitter: strength of the colour jitter (brightness, contrast, saturation), 0 = off.
+        batch_size: patches per batch.
     """
 
     scale: float = 0.5
@@ -25,6 +36,15 @@ class SegParams:
     train_tiles: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5, 7])
     val_tiles: list[int] = dataclasses.field(default_factory=lambda: [6])
     test_tiles: list[int] = dataclasses.field(default_factory=lambda: [8])
+    model: str = "unet_pretrained"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    loss: list[Literal["ce", "dice", "focal"]] = dataclasses.field(
+        default_factory=lambda: ["ce", "dice"]
+    )
+    class_weights: Literal["none", "inverse_sqrt"] = "inverse_sqrt"
+    focal_gamma: float = 2.0
+    jitter: float = 0.1
+    batch_size: int = 8
 
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
@@ -35,3 +55,5 @@ class SegParams:
             raise ValueError(f"scale must be in (0, 1], got {self.scale}")
         if not 0 < self.stride <= self.patch_size:
             raise ValueError("stride must be in (0, patch_size]")
+        if not self.loss:
+            raise ValueError("loss must name at least one term")
