@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plots": ("geolab.common.plots:plots_main", "render the declared DVC plots to PNG offline"),
     "params": ("geolab.common.params:params_main", "validate params.yaml and print it resolved"),
     "ner": ("geolab.ner.cli:main", "mountain names in text: `geolab ner predict TEXT`"),
+    "seg": ("geolab.seg.cli:main", "segment an aerial image: `geolab seg predict IMG --out MASK`"),
 }
 
 

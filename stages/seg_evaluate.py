@@ -1,0 +1,87 @@
+"""Stage seg_evaluate: score the segmentation model on whole test tiles; figures on val tiles.
+
+Every labelled pixel of the test tiles counts, at the original resolution (sliding-window
+inference over each whole image). Logged as ``test/...``: ``miou_5`` (mean IoU over the 5 real
+classes building, land, road, vegetation, water: the gated metric), ``miou_6`` (with
+``unlabeled``), ``pixel_accuracy`` and per-class ``iou``, ``precision``, ``recall``, ``f1``.
+Also a confusion matrix (a seeded subsample of at most 200k labelled pixels), per-class
+precision/recall bars, 10 validation images with their true and predicted masks, and
+``per_class.json`` (per-class scores, pixel counts and the full confusion matrix).
+"""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from geolab.common.io import write_json
+from geolab.common.live import log_metrics, open_live
+from geolab.common.stage import parser, start
+from geolab.common.train import load_checkpoint
+from geolab.datasets import dubai
+from geolab.seg.evaluate import (
+    confusion_sample,
+    evaluate_tiles,
+    examples_figure,
+    per_class_bars,
+    per_class_table,
+    pick_examples,
+    select_tiles,
+)
+from geolab.seg.infer import predict_tile
+from geolab.seg.models import MODELS
+
+CONFUSION_PIXELS = 200_000
+EXAMPLES = 10
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--data", required=True, help="data/dubai")
+    p.add_argument("--model", required=True, help="models/seg/model.pt")
+    p.add_argument("--live", required=True, help="dvclive directory")
+    p.add_argument("--window", type=int, default=512, help="window side (model pixels)")
+    p.add_argument("--overlap", type=int, default=128, help="overlap of windows (model pixels)")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument(
+        "--confusion-pixels",
+        type=int,
+        default=CONFUSION_PIXELS,
+        help="labelled pixels sampled for the confusion-matrix plot",
+    )
+    args = p.parse_args()
+    ctx = start("seg", args.params)
+    c = ctx.params
+    model, blob = load_checkpoint(args.model, MODELS.build, ctx.device)
+    extra = blob["extra"]
+    classes = list(extra.get("classes", dubai.CLASSES))
+    samples = dubai.list_samples(args.data)
+    infer = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size}
+    out = evaluate_tiles(
+        model, extra, select_tiles(samples, c.test_tiles), **infer, device=ctx.device
+    )
+    val = pick_examples(select_tiles(samples, c.val_tiles), EXAMPLES)
+    val_preds = [
+        predict_tile(model, dubai.read_image(s.image), extra, **infer, device=ctx.device)
+        for s in val
+    ]
+    with open_live(args.live) as live:
+        log_metrics(live, out["metrics"], prefix="test", plot=False)
+        y_true, y_pred = confusion_sample(out["confusion"], args.confusion_pixels, ctx.base.seed)
+        names = [classes[i] for i in y_true], [classes[i] for i in y_pred]
+        live.log_sklearn_plot("confusion_matrix", *names, name="confusion_matrix.json")
+        for name, fig in (
+            (
+                "val_examples.png",
+                examples_figure(
+                    val, val_preds, EXAMPLES, title="validation: image / true / predicted"
+                ),
+            ),
+            ("per_class_precision_recall.png", per_class_bars(out["scores"])),
+        ):
+            live.log_image(name, fig)
+            plt.close(fig)
+        write_json(Path(args.live) / "per_class.json", per_class_table(out))
+
+
+if __name__ == "__main__":
+    main()
