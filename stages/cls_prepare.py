@@ -1,7 +1,7 @@
 """Stage cls_prepare: cut the Dubai tiles into labelled land-cover patches."""
 
-from geolab.cls.data import build_patch_dataset, save_patches
-from geolab.common.io import write_json
+from geolab.cls.data import build_patch_dataset
+from geolab.common.io import save_splits, write_json
 from geolab.common.stage import parser, start
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     arrays, stats = build_patch_dataset(
         args.data, splits, c.patch_size, c.stride, c.resize, c.purity
     )
-    save_patches(args.out, arrays)
+    save_splits(args.out, arrays, compress=True)
     write_json(args.stats, stats)
 
 

@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from geolab.common.live import open_live
-from geolab.common.stage import parser, start
+from geolab.common.stage import parser, start, train_with_live
 from geolab.ner.dataset import read_jsonl
 from geolab.ner.train import train
 
@@ -16,8 +15,9 @@ def main() -> None:
     args = p.parse_args()
     ctx = start("ner", args.params)
     sentences = read_jsonl(args.data)
-    with open_live(args.live) as live:
-        result = train(
+    train_with_live(
+        args.live,
+        lambda live: train(
             ctx.params,
             sentences,
             args.model,
@@ -25,9 +25,8 @@ def main() -> None:
             live=live,
             seed=ctx.base.seed,
             resolved=ctx.resolved,
-        )
-        live.summary["best_epoch"] = result.best_epoch
-        live.summary["epochs_run"] = result.epochs_run
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Stage seg_prepare: cut the Dubai tiles into image/mask patches, split by tile."""
 
-from geolab.common.io import write_json
+from geolab.common.io import save_splits, write_json
 from geolab.common.stage import parser, start
-from geolab.seg.data import build_patches, save_patches
+from geolab.seg.data import build_patches
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
     c = start("seg", args.params).params
     splits = {"train": c.train_tiles, "val": c.val_tiles, "test": c.test_tiles}
     arrays, stats = build_patches(args.data, splits, c.scale, c.patch_size, c.stride)
-    save_patches(args.out, arrays)
+    save_splits(args.out, arrays)
     write_json(args.stats, stats)
 
 

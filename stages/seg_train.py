@@ -1,7 +1,6 @@
 """Stage seg_train: train the segmentation model; dvclive logs loss and val mIoU per epoch."""
 
-from geolab.common.live import open_live
-from geolab.common.stage import parser, start
+from geolab.common.stage import parser, start, train_with_live
 from geolab.seg.train import train
 
 
@@ -12,8 +11,9 @@ def main() -> None:
     p.add_argument("--live", required=True, help="dvclive directory")
     args = p.parse_args()
     ctx = start("seg", args.params)
-    with open_live(args.live) as live:
-        result = train(
+    train_with_live(
+        args.live,
+        lambda live: train(
             ctx.params,
             args.patches,
             args.model,
@@ -21,9 +21,8 @@ def main() -> None:
             live=live,
             seed=ctx.base.seed,
             resolved=ctx.resolved,
-        )
-        live.summary["best_epoch"] = result.best_epoch
-        live.summary["epochs_run"] = result.epochs_run
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -119,30 +119,6 @@ def _stats(arrays: dict[str, dict[str, np.ndarray]], counts: Counter) -> dict:
     return {"splits": per_split, "ignored_mask_pixels": int(counts["ignored"])}
 
 
-def save_patches(path: str | Path, arrays: dict[str, dict[str, np.ndarray]]) -> None:
-    """Write the patch arrays as one ``.npz`` (atomically)."""
-    from geolab.common.io import atomic_open
-
-    flat = {f"{s}_{k}": v for s, part in arrays.items() for k, v in part.items()}
-    with atomic_open(path, "wb") as fh:
-        np.savez_compressed(fh, **flat)
-
-
-def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Load one split's patches ``(N, H, W, 3)`` uint8 and labels ``(N,)``.
-
-    Raises:
-        ValueError: the split is absent or empty in the file.
-    """
-    with np.load(path) as data:
-        if f"{split}_x" not in data:
-            raise ValueError(f"{path}: no split '{split}' (has {sorted(data.files)})")
-        x, y = data[f"{split}_x"], data[f"{split}_y"]
-    if len(y) == 0:
-        raise ValueError(f"{path}: split '{split}' has no patches; lower cls.purity?")
-    return x, y
-
-
 class PatchDataset(Dataset):
     """Normalised patches as ``(3, H, W)`` float tensors, with optional flip/rot90 augmentation."""
 

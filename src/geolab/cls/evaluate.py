@@ -13,9 +13,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from geolab.cls.data import CLASSES, PatchDataset, load_split  # noqa: E402
+from geolab.cls.data import CLASSES, PatchDataset  # noqa: E402
 from geolab.cls.models import MODELS  # noqa: E402
 from geolab.cls.train import predict_logits  # noqa: E402
+from geolab.common.io import load_split  # noqa: E402
 from geolab.common.metrics import confusion_matrix, scores_from_confusion  # noqa: E402
 from geolab.common.train import load_checkpoint  # noqa: E402
 

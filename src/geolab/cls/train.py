@@ -11,8 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from geolab.cls.config import ClsParams
-from geolab.cls.data import CLASSES, PatchDataset, load_split
+from geolab.cls.data import CLASSES, PatchDataset
 from geolab.cls.models import MODELS
+from geolab.common.io import load_split
 from geolab.common.params import to_dict
 from geolab.common.runtime import worker_seed
 from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit

@@ -84,3 +84,31 @@ def read_json(path: str | Path) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {err.lineno}: not valid JSON: {err.msg}") from None
+
+
+def save_splits(
+    path: str | Path, arrays: dict[str, dict[str, Any]], compress: bool = False
+) -> None:
+    """Write ``{split: {name: array}}`` as one ``.npz`` with keys ``<split>_<name>``, atomically."""
+    import numpy as np
+
+    flat = {f"{s}_{k}": v for s, part in arrays.items() for k, v in part.items()}
+    with atomic_open(path, "wb") as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **flat)
+
+
+def load_split(path: str | Path, split: str) -> tuple[Any, Any]:
+    """Read ``<split>_x`` and ``<split>_y`` from an ``.npz`` written by :func:`save_splits`.
+
+    Raises:
+        ValueError: the split is absent or empty (names the file).
+    """
+    import numpy as np
+
+    with np.load(path) as data:
+        if f"{split}_x" not in data:
+            raise ValueError(f"{path}: no split '{split}' (has {sorted(data.files)})")
+        x, y = data[f"{split}_x"], data[f"{split}_y"]
+    if len(y) == 0:
+        raise ValueError(f"{path}: split '{split}' is empty (check the tiles and params)")
+    return x, y

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,19 @@ def start(section: str, params_path: str | Path) -> StageContext:
     device = setup(base)
     resolved = {"base": to_dict(base), section: to_dict(params[section])}
     return StageContext(base, params[section], device, resolved)
+
+
+def train_with_live(live_dir: str | Path, run: Callable[[Any], Any]) -> Any:
+    """Run ``run(live)`` with the stage's dvclive logger; record its best epoch in the summary.
+
+    Args:
+        live_dir: ``results/<study>/train``.
+        run: calls the study's ``train(..., live=live)`` and returns its ``FitResult``.
+    """
+    from geolab.common.live import open_live
+
+    with open_live(live_dir) as live:
+        result = run(live)
+        live.summary["best_epoch"] = result.best_epoch
+        live.summary["epochs_run"] = result.epochs_run
+    return result

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from geolab.common.io import atomic_open
 from geolab.datasets import dubai
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,3 @@ def build_patches(
         "ignored_mask_pixels": int(counts["ignored"]),
     }
     return arrays, stats
-
-
-def save_patches(path: str | Path, arrays: dict[str, dict[str, np.ndarray]]) -> None:
-    """Write the patch arrays as one ``.npz`` (atomically, uncompressed for fast loading)."""
-    flat = {f"{s}_{k}": v for s, part in arrays.items() for k, v in part.items()}
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, **flat)

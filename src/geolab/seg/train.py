@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from geolab.common.io import load_split
 from geolab.common.metrics import confusion_matrix, scores_from_confusion
 from geolab.common.params import to_dict
 from geolab.common.runtime import worker_seed
@@ -21,14 +22,6 @@ from geolab.seg.models import MODELS
 
 MEAN, STD = 0.5, 0.5
 REAL = len(CLASSES) - 1  # the 5 real classes; "unlabeled" is last
-
-
-def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Patches ``(N, P, P, 3)`` uint8 and masks ``(N, P, P)`` of one split of the ``.npz``."""
-    with np.load(path) as data:
-        if f"{split}_x" not in data:
-            raise ValueError(f"{path}: no split '{split}' (has {sorted(data.files)})")
-        return data[f"{split}_x"], data[f"{split}_y"]
 
 
 class PatchDataset(Dataset):
