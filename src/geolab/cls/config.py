@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from geolab.common.train import TrainConfig
+from geolab.datasets.dubai import check_disjoint_tiles
 
 
 @dataclasses.dataclass
@@ -40,9 +41,9 @@ class ClsParams(TrainConfig):
 
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
-        sets = [set(self.train_tiles), set(self.val_tiles), set(self.test_tiles)]
-        if sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]:
-            raise ValueError("train_tiles, val_tiles and test_tiles must not overlap")
+        check_disjoint_tiles(
+            {"train": self.train_tiles, "val": self.val_tiles, "test": self.test_tiles}
+        )
         if not 0.0 < self.purity <= 1.0:
             raise ValueError(f"purity must be in (0, 1], got {self.purity}")
         if self.stride <= 0 or self.patch_size <= 0 or self.resize <= 0:

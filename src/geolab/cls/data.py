@@ -81,17 +81,13 @@ def build_patch_dataset(
         ``{split: {"x": (N, resize, resize, 3) uint8, "y": (N,) int64, "tile": (N,)}}`` and
         stats (class counts per split, ignored pixels).
     """
-    tile_split = {t: s for s, tiles in splits.items() for t in tiles}
-    samples = [s for s in dubai.list_samples(root) if s.tile in tile_split]
-    missing = set(tile_split) - {s.tile for s in samples}
-    if missing:
-        raise ValueError(f"{root}: tiles {sorted(missing)} named in params are not in the data")
+    samples = dubai.split_samples(root, splits)
     out = {s: {"x": [], "y": [], "tile": []} for s in splits}
     counts: Counter = Counter()
-    for sample in tqdm(samples, desc="cutting patches", mininterval=1.0):
+    for split, sample in tqdm(samples, desc="cutting patches", mininterval=1.0):
         image, mask = dubai.read_pair(sample, counts)
         patches, labels = cut_patches(image, mask, patch_size, stride, resize, purity)
-        part = out[tile_split[sample.tile]]
+        part = out[split]
         part["x"] += patches
         part["y"] += labels
         part["tile"] += [sample.tile] * len(labels)

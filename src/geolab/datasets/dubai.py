@@ -62,6 +62,30 @@ def list_samples(root: str | Path) -> list[Sample]:
     return samples
 
 
+def check_disjoint_tiles(splits: dict[str, list[int]]) -> None:
+    """Raise ValueError if a tile is named in more than one split (tiles are the split unit)."""
+    seen: dict[int, str] = {}
+    for split, tiles in splits.items():
+        for tile in tiles:
+            if seen.setdefault(tile, split) != split:
+                names = [f"{k}_tiles" for k in splits]
+                raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} must not overlap")
+
+
+def split_samples(root: str | Path, splits: dict[str, list[int]]) -> list[tuple[str, Sample]]:
+    """The samples of the tiles named in ``splits``, each with its split name.
+
+    Raises:
+        ValueError: a tile named in ``splits`` is not in the data.
+    """
+    tile_split = {t: s for s, tiles in splits.items() for t in tiles}
+    samples = [s for s in list_samples(root) if s.tile in tile_split]
+    missing = set(tile_split) - {s.tile for s in samples}
+    if missing:
+        raise ValueError(f"{root}: tiles {sorted(missing)} named in params are not in the data")
+    return [(tile_split[s.tile], s) for s in samples]
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as ``(H, W, 3)`` uint8 RGB (grey and RGBA are converted).
 

@@ -80,17 +80,13 @@ def build_patches(
         and stats: patches and class frequencies per split, ignored (``#000000`` or unknown
         colour) mask pixels counted before scaling.
     """
-    tile_split = {t: s for s, tiles in splits.items() for t in tiles}
-    samples = [s for s in dubai.list_samples(root) if s.tile in tile_split]
-    missing = set(tile_split) - {s.tile for s in samples}
-    if missing:
-        raise ValueError(f"{root}: tiles {sorted(missing)} named in params are not in the data")
+    samples = dubai.split_samples(root, splits)
     parts = {s: {"x": [], "y": [], "tile": []} for s in splits}
     counts: Counter = Counter()
-    for sample in tqdm(samples, desc="cutting tiles", mininterval=1.0):
+    for split, sample in tqdm(samples, desc="cutting tiles", mininterval=1.0):
         image, mask = rescale(*dubai.read_pair(sample, counts), scale)
         xs, ms = cut(image, mask, size, stride)
-        part = parts[tile_split[sample.tile]]
+        part = parts[split]
         part["x"] += xs
         part["y"] += ms
         part["tile"] += [sample.tile] * len(xs)
