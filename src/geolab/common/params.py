@@ -266,16 +266,43 @@ def to_dict(obj: Any) -> Any:
 
 
 def params_main(argv: list[str] | None = None) -> int:
-    """``geolab params [--params FILE] [--section S]``: validate and print the resolved params."""
+    """``geolab params [--params FILE] [--section S] [--preset P [--set-args | --apply]]``.
+
+    Validate and print the resolved params. With ``--preset``, lay a preset over them first:
+    ``--set-args`` prints ``-S key=value`` arguments for ``dvc exp run``, ``--apply`` writes the
+    preset's keys into the params file.
+    """
     import argparse
     import sys
+
+    from geolab.common import presets
 
     p = argparse.ArgumentParser(prog="geolab params", description=params_main.__doc__)
     p.add_argument("--params", default=str(DEFAULT_PATH))
     p.add_argument("--section", help="print only this section")
+    p.add_argument("--preset", help="a partial params file laid over --params")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--set-args", action="store_true", help="print `-S k=v` for dvc exp run")
+    how.add_argument("--apply", action="store_true", help="write the preset into --params")
     args = p.parse_args(argv)
+    if (args.set_args or args.apply) and not args.preset:
+        p.error("--set-args and --apply need --preset")
     try:
-        params = load_params(args.params)
+        if args.preset:
+            preset = presets.load(args.params, args.preset)
+            if args.set_args:
+                print(" ".join(presets.set_args(preset)))
+                return 0
+            if args.apply:
+                presets.apply(args.params, preset)
+                print(f"{args.params}: applied {args.preset}", file=sys.stderr)
+                return 0
+            raw = presets.merge(read_yaml(args.params), preset, args.preset)
+            params = {
+                s: from_dict(schema_for(s), v or {}, f"{args.params}: {s}") for s, v in raw.items()
+            }
+        else:
+            params = load_params(args.params)
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

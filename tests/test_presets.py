@@ -1,0 +1,103 @@
+"""Presets laid over params.yaml: validation, `dvc exp run -S` arguments, in-place apply."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geolab.common import presets
+from geolab.common.params import ParamsError, load_params, params_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    return path
+
+
+def _preset(tmp_path, data) -> Path:
+    path = tmp_path / "preset.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_presets_are_valid():
+    for preset in sorted((ROOT / "presets").glob("*.yaml")):
+        assert presets.load(ROOT / "params.yaml", preset), preset
+
+
+def test_bad_key_names_the_preset(tmp_path, params_file):
+    bad = _preset(tmp_path, {"seg": {"epochz": 3}})
+    with pytest.raises(ParamsError, match=r"preset\.yaml: seg\.epochz: unknown key"):
+        presets.load(params_file, bad)
+    with pytest.raises(ParamsError, match="preset.yaml: .*nope"):
+        presets.load(params_file, _preset(tmp_path, {"nope": {"a": 1}}))
+
+
+def test_wrong_type_names_the_preset(tmp_path, params_file):
+    with pytest.raises(ParamsError, match=r"seg\.epochs"):
+        presets.load(params_file, _preset(tmp_path, {"seg": {"epochs": "many"}}))
+
+
+def test_set_args_round_trip_through_dvc(tmp_path, params_file):
+    """What --set-args prints is read back by DVC's own -S parser as the same values."""
+    from dvc.utils.hydra import apply_overrides
+
+    data = yaml.safe_load(params_file.read_text())
+    data["seg"]["model_kwargs"] = {"width": 8}  # must be replaced, not merged into
+    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    values = {
+        "epochs": 7,
+        "lr": 0.0005,
+        "scheduler": "onecycle",
+        "train_tiles": [1, 2, 3],
+        "loss": ["ce", "focal"],
+        "model_kwargs": {"encoder": "efficientnet_lite0", "weights": "none"},
+        "amp": False,
+        "model": "unet",
+    }
+    preset = presets.load(params_file, _preset(tmp_path, {"seg": values}))
+    args = presets.set_args(preset)
+    assert args[0] == "-S" and len(args) == 2 * (len(values) + 1)
+    apply_overrides(params_file, args[1::2])
+    seg = yaml.safe_load(params_file.read_text())["seg"]
+    assert {k: seg[k] for k in values} == values
+
+
+def test_hydra_value_quotes_what_would_be_misread():
+    assert presets.hydra_value("true") == "'true'"
+    assert presets.hydra_value("a'b") == "'a\\'b'"
+    assert presets.hydra_value(None) == "null"
+    with pytest.raises(ParamsError, match="spaces"):
+        presets.set_args({"seg": {"model": "a b"}})
+
+
+def test_apply_keeps_comments_and_validates(tmp_path, params_file, capsys):
+    preset = _preset(tmp_path, {"seg": {"epochs": 11, "scale": 0.5}})
+    before = params_file.read_text()
+    assert params_main(["--params", str(params_file), "--preset", str(preset), "--apply"]) == 0
+    after = params_file.read_text()
+    assert "# image/mask patches of the Dubai tiles" in after
+    seg = load_params(params_file)["seg"]
+    assert (seg.epochs, seg.scale) == (11, 0.5)
+    assert len(after.splitlines()) == len(before.splitlines())
+    bad = _preset(tmp_path, {"seg": {"scale": 3.0}})
+    assert params_main(["--params", str(params_file), "--preset", str(bad), "--apply"]) == 1
+    assert "scale must be in (0, 1]" in capsys.readouterr().err
+    assert load_params(params_file)["seg"].scale == 0.5
+
+
+def test_cli_set_args_and_print(tmp_path, params_file, capsys):
+    preset = _preset(tmp_path, {"seg": {"epochs": 9}})
+    assert params_main(["--params", str(params_file), "--preset", str(preset), "--set-args"]) == 0
+    assert capsys.readouterr().out.strip() == "-S seg.epochs=9"
+    assert (
+        params_main(["--params", str(params_file), "--preset", str(preset), "--section", "seg"])
+        == 0
+    )
+    assert "epochs: 9" in capsys.readouterr().out
+    assert params_file.read_text() == (ROOT / "params.yaml").read_text()
