@@ -5,14 +5,15 @@ inference over each whole image). Logged as ``test/...``: ``miou_5`` (mean IoU o
 classes building, land, road, vegetation, water: the gated metric), ``miou_6`` (with
 ``unlabeled``), ``pixel_accuracy`` and per-class ``iou``, ``precision``, ``recall``, ``f1``.
 Also a confusion matrix (a seeded subsample of at most 200k labelled pixels), per-class
-precision/recall bars, 10 validation images with their true and predicted masks, and
-``per_class.json`` (per-class scores, pixel counts and the full confusion matrix).
+precision/recall bars, the training curves, 10 validation images with their true and predicted
+masks, and ``per_class.json`` (per-class scores, pixel counts and the full confusion matrix).
 """
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from geolab.common.figures import training_curves
 from geolab.common.io import write_json
 from geolab.common.live import log_metrics, open_live
 from geolab.common.stage import parser, start
@@ -39,6 +40,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="data/dubai")
     p.add_argument("--model", required=True, help="models/seg/model.pt")
     p.add_argument("--live", required=True, help="dvclive directory")
+    p.add_argument("--train-live", required=True, help="seg_train's dvclive directory")
     p.add_argument("--window", type=int, default=512, help="window side (model pixels)")
     p.add_argument("--overlap", type=int, default=128, help="overlap of windows (model pixels)")
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
@@ -77,6 +79,14 @@ def main() -> None:
                 ),
             ),
             ("per_class_precision_recall.png", per_class_bars(out["scores"])),
+            (
+                "training_curves.png",
+                training_curves(
+                    args.train_live,
+                    [["train/loss", "val/loss"], ["val/miou", "val/pixel_accuracy"]],
+                    title="seg training (validation on patches of the val tiles)",
+                ),
+            ),
         ):
             live.log_image(name, fig)
             plt.close(fig)

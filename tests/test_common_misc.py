@@ -300,3 +300,22 @@ def test_log_metrics_flattens_nested_dicts():
     live = FakeLive()
     log_metrics(live, {"test": {"accuracy": 0.9}, "n": 3}, plot=False)
     assert live.calls == [("test/accuracy", 0.9, False), ("n", 3.0, False)]
+
+
+def test_read_series_and_training_curves(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from geolab.common.figures import read_series, training_curves
+
+    path = tmp_path / "plots/metrics/val/miou.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("step\tmiou\n0\t0.25\n1\t0.5\n")
+    assert read_series(tmp_path, "val/miou") == ([0, 1], [0.25, 0.5])
+    fig = training_curves(tmp_path, [["val/miou"]])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["best 0.500"]
+    plt.close(fig)
+    with pytest.raises(FileNotFoundError, match="val/loss"):
+        read_series(tmp_path, "val/loss")
+    path.write_text("step\tmiou\n0\toops\n")
+    with pytest.raises(ValueError, match=r"miou.tsv:2"):
+        read_series(tmp_path, "val/miou")

@@ -209,6 +209,13 @@ def _tile(root, tile, colour, size=40):
     )
 
 
+def _write_series(live, metric, values):
+    path = live / "plots/metrics" / f"{metric}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = metric.rsplit("/", 1)[-1]
+    path.write_text(f"step\t{name}\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
+
+
 def test_stage_smoke(tmp_path, run_stage):
     data = tmp_path / "dubai"
     for tile, colour in [(1, "building"), (2, "water"), (3, "road")]:
@@ -225,12 +232,16 @@ def test_stage_smoke(tmp_path, run_stage):
     params.write_text(yaml.safe_dump({"base": {"device": "cpu"}, "seg": seg}))
     model, live = tmp_path / "model.pt", tmp_path / "live"
     _checkpoint(model)
+    train_live = tmp_path / "train"
+    for metric, values in [("train/loss", [2, 1]), ("val/loss", [3, 2]), ("val/miou", [0.1, 0.2])]:
+        _write_series(train_live, metric, values)
+    _write_series(train_live, "val/pixel_accuracy", [0.5, 0.6])
     args = ("--params", params, "--data", data, "--model", model, "--live", live)
-    run_stage("seg_evaluate", *args, "--window", "16", "--overlap", "4")
+    run_stage("seg_evaluate", *args, "--train-live", train_live, "--window", "16", "--overlap", "4")
     test = json.loads((live / "metrics.json").read_text())["test"]
     assert 0 <= test["miou_5"] <= 1 and 0 <= test["pixel_accuracy"] <= 1 and "miou_6" in test
     assert set(test["iou"]) <= set(CLASSES) and "road" in test["recall"]
-    for name in ("val_examples.png", "per_class_precision_recall.png"):
+    for name in ("val_examples.png", "per_class_precision_recall.png", "training_curves.png"):
         assert (live / "plots/images" / name).stat().st_size > 0
     cm = json.loads((live / "plots/sklearn/confusion_matrix.json").read_text())
     assert len(cm["confusion_matrix.json"] if isinstance(cm, dict) else cm) == 40 * 46
