@@ -56,3 +56,22 @@ class TestUNetPretrained(_ModelTester):
 def test_unknown_model_lists_valid_names():
     with pytest.raises(KeyError, match="unet, unet_pretrained"):
         MODELS.build("segformer", num_classes=6)
+
+
+def test_diagram_traces_real_shapes(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from geolab.seg.diagram import figure, main, trace
+
+    tr = trace(MODELS.build("unet", num_classes=6, width=4, depth=2), side=32)
+    assert [(lv.channels, lv.side) for lv in tr.encoder] == [(4, 32), (8, 16), (16, 8)]
+    assert [(lv.channels, lv.side) for lv in tr.decoder] == [(8, 16), (4, 32)]
+    assert tr.classes == 6
+    plt.close(figure(tr))
+    pre = trace(MODELS.build("unet_pretrained", num_classes=3, weights="none"), side=64)
+    assert [lv.side for lv in pre.encoder] == [32, 16, 8, 4, 2]
+    assert pre.decoder[-1].side == 64 and pre.classes == 3
+    with pytest.raises(TypeError, match="cannot trace"):
+        trace(torch.nn.Conv2d(3, 3, 1))
+    main(["--model", "unet", "--side", "32", "--out", str(tmp_path / "u.png")])
+    assert (tmp_path / "u.png").stat().st_size > 0
