@@ -94,6 +94,39 @@ def read_grey(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({err})") from err
 
 
+def read_any(path: str | Path) -> np.ndarray:
+    """Read any image as ``(H, W)`` uint8 grey: what PIL opens, else GeoTIFFs through rasterio.
+
+    Rasters with more than 8 bits or many bands use their first three bands (one if fewer),
+    stretched between the 2nd and 98th percentile of the valid pixels.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable image (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("L", "RGB", "RGBA", "P", "LA"):
+                im.load()
+                return np.asarray(im.convert("L"))
+    except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            data = ds.read(list(range(1, min(ds.count, 3) + 1))).astype(np.float32)
+    except Exception as err:  # rasterio raises its own error types
+        raise ValueError(f"{path}: not a readable image ({err})") from err
+    grey = data.mean(0)
+    valid = grey[grey > 0]
+    lo, hi = np.percentile(valid, [2, 98]) if valid.size else (0.0, 1.0)
+    return (np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+
 def eolearn_scenes(path: str | Path, upscale: int = 4) -> list[np.ndarray]:
     """The eo-learn reference scenes as grey images (B4, B3, B2 → luminance), upscaled.
 
