@@ -33,7 +33,7 @@ from geolab.common.train import CheckpointSpec, TrainConfig, fit, save_checkpoin
 from geolab.seg.data import CLASSES
 from geolab.seg.infer import predict_tile
 from geolab.seg.models import MODELS
-from geolab.seg.train import MEAN, STD, divisor, make_loss
+from geolab.seg.train import divisor, make_loss, normalisation
 
 DEFAULT_KWARGS: dict[str, dict[str, Any]] = {
     "unet": {"width": 16, "depth": 4},
@@ -111,7 +111,8 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
         runs["geolab"].append(geolab_loop(copy.deepcopy(initial), batches, loss_fn, name))
     out: dict[str, Any] = {f"train_{k}_images_per_s": statistics.median(v) for k, v in runs.items()}
     out["train_ratio"] = out["train_geolab_images_per_s"] / out["train_bare_images_per_s"]
-    extra = {"mean": MEAN, "std": STD, "divisor": divisor(name, kwargs)}
+    mean, std = normalisation(name)
+    extra = {"mean": mean, "std": std, "divisor": divisor(name, kwargs)}
     out["infer_ms_per_512_tile_scale1"] = inference_ms(initial, {**extra, "scale": 1.0}, args.reps)
     out["infer_ms_per_512_tile_scale025"] = inference_ms(
         initial, {**extra, "scale": 0.25}, args.reps

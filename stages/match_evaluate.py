@@ -35,7 +35,9 @@ def main() -> None:
     cats = {x["id"]: x["category"] for x in pairs}
     table = summary_table(scored, cats, c.solved_px)
     sweep_pair = next((x for x in pairs if x["category"] == "cross_season"), pairs[0])
-    rot_matchers, _ = make_matchers(c.rotation_matchers, c, str(ctx.device))
+    rot_matchers, _ = make_matchers(
+        c.rotation_matchers, c, str(ctx.device), max_keypoints=c.rotation_max_keypoints
+    )
     sweep = rotation_sweep(sweep_pair, rot_matchers, c.rotation_angles, robust, c.rotation_search)
     live_dir = Path(args.live)
     with open_live(live_dir) as live:

@@ -57,7 +57,12 @@ def main() -> None:
     extra = blob["extra"]
     classes = list(extra.get("classes", dubai.CLASSES))
     samples = dubai.list_samples(args.data)
-    infer = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size}
+    infer = {
+        "window": args.window,
+        "overlap": args.overlap,
+        "batch_size": args.batch_size,
+        "tta": c.tta,
+    }
     out = evaluate_tiles(
         model, extra, select_tiles(samples, c.test_tiles), **infer, device=ctx.device
     )

@@ -85,6 +85,29 @@ def test_predict_tile_is_seamless(h, w, window, overlap):
     np.testing.assert_allclose(prob.sum(0), 1, atol=1e-5)
 
 
+def test_tta_averages_flips():
+    image, expected = _random_colour_image(37, 53, seed=5)
+    pointwise = ColourModel(divisor=8)  # per-pixel: flip-equivariant, so TTA changes nothing
+    plain = predict_proba_tile(pointwise, image, _extra(), window=16, overlap=4)
+    tta = predict_proba_tile(pointwise, image, _extra(), window=16, overlap=4, tta=True)
+    np.testing.assert_allclose(tta, plain, atol=1e-5)
+
+    class RowModel(nn.Module):  # depends on the row: flips change its output
+        def forward(self, x):
+            rows = torch.linspace(-3, 3, x.shape[2]).view(1, 1, -1, 1)
+            return torch.cat(
+                [rows.expand(x.shape[0], 1, *x.shape[2:])] * 2
+                + [torch.zeros(x.shape[0], 4, *x.shape[2:])],
+                1,
+            )
+
+    row = predict_proba_tile(RowModel(), image[:16, :16], _extra(), window=16, overlap=0, tta=True)
+    np.testing.assert_allclose(row[0], row[0][::-1], atol=1e-6)  # symmetric after averaging
+    np.testing.assert_array_equal(
+        predict_tile(pointwise, image, _extra(), window=16, overlap=4, tta=True), expected
+    )
+
+
 def test_predict_tile_rescales_and_restores_the_size():
     blocks = np.array([[0, 1, 2, 1, 0, 2, 2], [2, 2, 0, 1, 1, 0, 1], [1, 0, 0, 2, 2, 1, 0]])
     expected = np.kron(blocks, np.ones((8, 8), np.uint8)).astype(np.uint8)  # 24 x 56

@@ -1,6 +1,6 @@
 """The ``geolab`` command.
 
-``geolab gate``, ``geolab plots`` and ``geolab params`` work on the whole project;
+``geolab gate``, ``geolab plots``, ``geolab params`` and ``geolab docs`` work on the whole project;
 ``geolab <study> ...`` runs a study's user-facing commands (``predict`` and the like). Each
 command lives next to its code and is imported only when it is called, so ``geolab --help``
 stays fast.
@@ -16,8 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("geolab.common.gate:gate_main", "compare metrics with floors and a base revision"),
     "plots": ("geolab.common.plots:plots_main", "render the declared DVC plots to PNG offline"),
     "params": ("geolab.common.params:params_main", "validate params.yaml and print it resolved"),
+    "docs": ("geolab.common.docs:docs_main", "rewrite the docs' generated result tables"),
     "ner": ("geolab.ner.cli:main", "mountain names in text: `geolab ner predict TEXT`"),
     "seg": ("geolab.seg.cli:main", "segment an aerial image: `geolab seg predict IMG --out MASK`"),
+    "match": ("geolab.match.cli:main", "match two images: `geolab match pair A B --out PNG`"),
 }
 
 

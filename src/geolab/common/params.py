@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "cls": "geolab.cls.config:ClsParams",
     "ner": "geolab.ner.config:NerParams",
     "seg": "geolab.seg.config:SegParams",
+    "match": "geolab.match.config:MatchParams",
 }
 
 DEFAULT_PATH = Path("params.yaml")

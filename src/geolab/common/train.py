@@ -64,6 +64,9 @@ class TrainConfig:
         mode: ``min`` or ``max``: the direction in which ``monitor`` improves.
         resume: save the full training state after every epoch, and resume an interrupted run
             from it when its params match.
+        channels_last: keep the model and 4-D input batches in channels-last memory format
+            (faster convolutions on CPU and on tensor cores; results are unchanged up to
+            floating-point rounding).
     """
 
     epochs: int = 10
@@ -82,6 +85,7 @@ class TrainConfig:
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
     resume: bool = True
+    channels_last: bool = False
 
     @classmethod
     def from_params(cls, params: Any) -> TrainConfig:
@@ -128,14 +132,21 @@ class FitResult:
     history: list[dict[str, float]]
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) dict/list/tuple to ``device``."""
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move every tensor in a (nested) dict/list/tuple to ``device``.
+
+    With ``channels_last``, 4-D floating-point tensors (image batches) are also put in
+    channels-last memory format.
+    """
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 4 and batch.is_floating_point():
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
     if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device, channels_last) for v in batch)
     return batch
 
 
@@ -243,6 +254,8 @@ def fit(
     """
     device = torch.device(device)
     model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     state = _TrainState.create(model, cfg, ckpt, len(train_loader), device)  # type: ignore[arg-type]
     if cfg.resume:
         state.try_resume()
@@ -273,7 +286,7 @@ def _train_epoch(state: _TrainState, loader: Iterable, step: StepFn, epoch: int)
     count = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=1.0)
     for batch in bar:
-        out = state.optimize(step, to_device(batch, state.device))
+        out = state.optimize(step, to_device(batch, state.device, cfg.channels_last))
         count += 1
         for key, value in out.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach())

@@ -32,6 +32,7 @@ class MatchParams:
         ratio: SIFT's ratio-test threshold.
         depth_confidence: LightGlue's early-exit confidence (-1 disables).
         width_confidence: LightGlue's point-pruning confidence (-1 disables).
+        speed: optimisations of the LightGlue matchers: ``channels_last``, ``int8``.
         ransac_method: ``usac_magsac`` or ``ransac``.
         ransac_threshold: inlier threshold of the robust fit in pixels.
         ransac_confidence: confidence of the robust fit.
@@ -39,6 +40,8 @@ class MatchParams:
         solved_px: a pair is solved when its mean corner error is below this.
         rotation_angles: in-plane rotations of the rotation sweep (degrees).
         rotation_matchers: matchers of the sweep.
+        rotation_max_keypoints: keypoints per image in the sweep (it runs each matcher 5 times
+            per angle with rotation search, so it is kept cheaper).
         rotation_search: also sweep each matcher with test-time rotation search (0/90/180/270).
         figure_pairs: pairs drawn with their match lines.
     """
@@ -58,6 +61,7 @@ class MatchParams:
     ratio: float = 0.8
     depth_confidence: float = 0.95
     width_confidence: float = 0.99
+    speed: list[Literal["channels_last", "int8"]] = dataclasses.field(default_factory=list)
     ransac_method: Literal["usac_magsac", "ransac"] = "usac_magsac"
     ransac_threshold: float = 3.0
     ransac_confidence: float = 0.9999
@@ -69,6 +73,7 @@ class MatchParams:
     rotation_matchers: list[str] = dataclasses.field(
         default_factory=lambda: ["sift_ratio", "disk_lightglue"]
     )
+    rotation_max_keypoints: int = 1024
     rotation_search: bool = True
     figure_pairs: int = 4
 

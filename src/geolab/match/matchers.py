@@ -62,6 +62,10 @@ _SUPERPOINT_LICENCE = (
 )
 
 
+#: Optimisations the LightGlue matchers accept in ``speed`` (see ``_cached_models``).
+SPEEDUPS = {"channels_last", "int8"}
+
+
 class MatcherUnavailable(RuntimeError):
     """A matcher cannot run here (missing weights or model); callers may skip it."""
 
@@ -263,13 +267,29 @@ def _build_extractor(features: str, max_keypoints: int | None, **conf: Any) -> n
 
 @functools.lru_cache(maxsize=8)
 def _cached_models(
-    features: str, device: str, max_keypoints: int | None, extractor_conf: tuple, glue_conf: tuple
+    features: str,
+    device: str,
+    max_keypoints: int | None,
+    extractor_conf: tuple,
+    glue_conf: tuple,
+    speed: tuple = (),
 ) -> tuple[nn.Module, nn.Module]:
-    """Extractor and LightGlue, built once per process for each configuration."""
-    extractor = _build_extractor(features, max_keypoints, **dict(extractor_conf))
+    """Extractor and LightGlue, built once per process for each configuration.
+
+    ``speed`` names optimisations: ``channels_last`` (extractor convolutions in channels-last
+    memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only).
+    """
+    extractor = _build_extractor(features, max_keypoints, **dict(extractor_conf)).to(device)
     glue, _ = load_lightglue(features, **dict(glue_conf))
-    log.info("built %s + LightGlue on %s", features, device)
-    return extractor.to(device), glue.to(device)
+    glue = glue.to(device)
+    if "channels_last" in speed:
+        extractor = extractor.to(memory_format=torch.channels_last)
+    if "int8" in speed:
+        if device != "cpu":
+            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+        glue = torch.ao.quantization.quantize_dynamic(glue, {nn.Linear}, dtype=torch.qint8)
+    log.info("built %s + LightGlue on %s (%s)", features, device, ", ".join(speed) or "plain")
+    return extractor, glue
 
 
 class _LightGlueMatcher(Matcher):
@@ -285,8 +305,13 @@ class _LightGlueMatcher(Matcher):
         depth_confidence: float = 0.95,
         width_confidence: float = 0.99,
         device: str = "auto",
+        speed: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__(max_keypoints, resize)
+        unknown = set(speed) - SPEEDUPS
+        if unknown:
+            raise ValueError(f"unknown speed options {sorted(unknown)}; valid: {sorted(SPEEDUPS)}")
+        self.speed = tuple(sorted(set(speed)))
         self.device = resolve_device(device)
         self.glue_conf = {
             "filter_threshold": match_threshold,
@@ -306,13 +331,17 @@ class _LightGlueMatcher(Matcher):
                 self.max_keypoints,
                 tuple(sorted(self.extractor_conf.items())),
                 tuple(sorted(self.glue_conf.items())),
+                self.speed,
             )
         return self._models
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
         """uint8 ``(h, w, 3)`` -> float ``(1, 3, h, w)`` in ``[0, 1]`` on the device."""
         t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
-        return t.to(self.device, torch.float32) / 255.0
+        t = t.to(self.device, torch.float32) / 255.0
+        if "channels_last" in self.speed:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
 
     @abstractmethod
     def _extract(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,6 +394,7 @@ class DiskLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
+        speed: optimisations, any of ``channels_last`` and ``int8`` (see ``SPEEDUPS``).
     """
 
     features = "disk"
@@ -388,6 +418,7 @@ class AlikedLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
+        speed: optimisations, any of ``channels_last`` and ``int8`` (see ``SPEEDUPS``).
         detection_threshold: ALIKED score a keypoint must exceed, at most ``max_keypoints`` of
             them; ``<= 0`` (the default) keeps the ``max_keypoints`` strongest maxima instead.
             The reference's 0.2 keeps only about a quarter of 512 keypoints on a 256 px
@@ -405,9 +436,16 @@ class AlikedLightGlue(_LightGlueMatcher):
         width_confidence: float = 0.99,
         device: str = "auto",
         detection_threshold: float = -1.0,
+        speed: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__(
-            max_keypoints, resize, match_threshold, depth_confidence, width_confidence, device
+            max_keypoints,
+            resize,
+            match_threshold,
+            depth_confidence,
+            width_confidence,
+            device,
+            speed,
         )
         self.extractor_conf = {"detection_threshold": detection_threshold}
 

@@ -116,10 +116,14 @@ def _iso(scene: Scene) -> str | None:
 
 
 def make_matchers(
-    names: list[str], p: MatchParams, device: str
+    names: list[str], p: MatchParams, device: str, **overrides: Any
 ) -> tuple[dict[str, Callable], dict[str, str]]:
-    """Build the named matchers; those that cannot run here are skipped with their reason."""
+    """Build the named matchers; those that cannot run here are skipped with their reason.
+
+    ``overrides`` replace shared matcher keys (e.g. ``max_keypoints`` for the rotation sweep).
+    """
     values = {**_matcher_values(p), "device": device, "weights": p.superpoint_weights}
+    values.update(overrides)
     built, skipped = {}, {}
     for name in names:
         try:
@@ -132,7 +136,7 @@ def make_matchers(
 
 def _matcher_values(p: MatchParams) -> dict[str, Any]:
     keys = ("max_keypoints", "resize", "match_threshold", "ratio", "depth_confidence",
-            "width_confidence")  # fmt: skip
+            "width_confidence", "speed")  # fmt: skip
     return {k: getattr(p, k) for k in keys}
 
 

@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         "--overlap", type=int, help="overlap of windows (default: 128, at most a quarter window)"
     )
     pr.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    pr.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     pr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     return p
 
@@ -66,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, blob = load_checkpoint(args.model, MODELS.build, device)
         pred = predict_tile(
-            model, image, blob["extra"], args.window, args.overlap, args.batch_size, device
+            model,
+            image,
+            blob["extra"],
+            args.window,
+            args.overlap,
+            args.batch_size,
+            device,
+            args.tta,
         )
     except ValueError as err:
         raise SystemExit(f"geolab seg predict: {err}") from None

@@ -29,6 +29,7 @@ class SegParams(TrainConfig):
         focal_gamma: focusing exponent of the focal term.
         jitter: strength of the colour jitter (brightness, contrast, saturation), 0 = off.
         batch_size: patches per batch.
+        tta: evaluate with flip test-time augmentation (4 passes per window).
     """
 
     scale: float = 0.5
@@ -46,6 +47,7 @@ class SegParams(TrainConfig):
     focal_gamma: float = 2.0
     jitter: float = 0.1
     batch_size: int = 8
+    tta: bool = False
 
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""

@@ -64,6 +64,7 @@ def evaluate_tiles(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     keep_predictions: bool = False,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Predict whole tiles with :func:`~geolab.seg.infer.predict_tile` and score every pixel.
 
@@ -76,6 +77,7 @@ def evaluate_tiles(
         batch_size: windows per forward pass.
         device: where the model runs.
         keep_predictions: also return the ``(H, W)`` class maps (memory: one byte per pixel).
+        tta: flip test-time augmentation (see ``predict_proba_tile``).
 
     Returns:
         ``{"confusion": (C, C) int64 (rows true), "scores": scores_from_confusion(...),
@@ -89,7 +91,7 @@ def evaluate_tiles(
     preds = []
     for sample in tqdm(samples, desc="evaluating tiles", mininterval=1.0):
         image, mask = dubai.read_pair(sample)
-        pred = predict_tile(model, image, extra, window, overlap, batch_size, device)
+        pred = predict_tile(model, image, extra, window, overlap, batch_size, device, tta)
         cm += confusion_matrix(mask, pred, len(classes), ignore_index=IGNORE)
         if keep_predictions:
             preds.append(pred)

@@ -105,6 +105,7 @@ def predict_proba_tile(
     overlap: int = 128,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
+    tta: bool = False,
 ) -> np.ndarray:
     """Class probabilities of a whole tile, at the model's resolution (after ``scale``).
 
@@ -118,6 +119,8 @@ def predict_proba_tile(
         overlap: pixels shared by neighbouring windows (``0 <= overlap < window``).
         batch_size: windows per forward pass.
         device: where the model runs.
+        tta: test-time augmentation: average the probabilities of the window and its
+            horizontal, vertical and double flips (4x the compute).
 
     Returns:
         ``(C, h, w)`` float32 probabilities, ``(h, w)`` being the image's size times ``scale``
@@ -158,7 +161,7 @@ def predict_proba_tile(
                 crops = np.stack([padded[y : y + side_h, x : x + side_w] for y, x in batch])
                 x_t = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float()
                 x_t = (x_t / 255.0 - mean) / std
-                prob = (torch.softmax(model(x_t).float(), dim=1) * weight_t).cpu().numpy()
+                prob = (_probabilities(model, x_t, tta) * weight_t).cpu().numpy()
                 if acc is None:
                     acc = np.zeros((prob.shape[1], len_h, len_w), np.float32)
                 for (y, x), p in zip(batch, prob, strict=True):
@@ -171,6 +174,18 @@ def predict_proba_tile(
     return acc / norm[margin : margin + h, margin : margin + w]
 
 
+def _probabilities(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
+    """Softmax of the model, averaged over the flips of ``x`` (flipped back) when ``tta``."""
+    if not tta:
+        return torch.softmax(model(x).float(), dim=1)
+    total = torch.zeros(())
+    for dims in ((), (3,), (2,), (2, 3)):
+        xf = x.flip(dims) if dims else x
+        p = torch.softmax(model(xf).float(), dim=1)
+        total = total + (p.flip(dims) if dims else p)
+    return total / 4
+
+
 def predict_tile(
     model: nn.Module,
     image: np.ndarray,
@@ -179,6 +194,7 @@ def predict_tile(
     overlap: int = 128,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
+    tta: bool = False,
 ) -> np.ndarray:
     """Class ids of a whole tile of any size, at the tile's own resolution.
 
@@ -187,7 +203,7 @@ def predict_tile(
     Returns:
         ``(H, W)`` uint8 class ids (indices into the checkpoint's ``classes``).
     """
-    prob = predict_proba_tile(model, image, extra, window, overlap, batch_size, device)
+    prob = predict_proba_tile(model, image, extra, window, overlap, batch_size, device, tta)
     pred = prob.argmax(0).astype(np.uint8)
     h, w = image.shape[:2]
     if pred.shape != (h, w):

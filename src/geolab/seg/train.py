@@ -20,15 +20,35 @@ from geolab.seg.config import SegParams
 from geolab.seg.data import CLASSES, IGNORE, class_frequencies
 from geolab.seg.models import MODELS
 
-MEAN, STD = 0.5, 0.5
+MEAN, STD = 0.5, 0.5  # plain models: [0, 1] -> [-1, 1]
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def normalisation(model_name: str) -> tuple[Any, Any]:
+    """``(mean, std)`` of the input normalisation: ImageNet's for pretrained encoders."""
+    if model_name == "unet_pretrained":
+        return IMAGENET_MEAN, IMAGENET_STD
+    return MEAN, STD
+
+
 REAL = len(CLASSES) - 1  # the 5 real classes; "unlabeled" is last
 
 
 class PatchDataset(Dataset):
     """Normalised patches with flips, 90° rotations and colour jitter (when augmenting)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, augment: bool = False, jitter: float = 0.0):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        augment: bool = False,
+        jitter: float = 0.0,
+        mean: Any = MEAN,
+        std: Any = STD,
+    ):
         self.x, self.y, self.augment, self.jitter = x, y, augment, jitter
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -38,7 +58,7 @@ class PatchDataset(Dataset):
         y = torch.from_numpy(self.y[i].astype(np.int64))
         if self.augment:
             x, y = _augment(x, y, self.jitter)
-        return (x - MEAN) / STD, y
+        return (x - self.mean) / self.std, y
 
 
 def _augment(x: torch.Tensor, y: torch.Tensor, jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,16 +171,19 @@ def train(
     """Train ``params.model`` on the train patches; select on validation mIoU (5 classes)."""
     x_tr, y_tr = load_split(patches, "train")
     x_va, y_va = load_split(patches, "val")
+    mean, std = normalisation(params.model)
     gen = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        PatchDataset(x_tr, y_tr, augment=True, jitter=params.jitter),
+        PatchDataset(x_tr, y_tr, augment=True, jitter=params.jitter, mean=mean, std=std),
         batch_size=params.batch_size,
         shuffle=True,
         generator=gen,
         worker_init_fn=worker_seed,
         drop_last=len(y_tr) > params.batch_size,
     )
-    val_loader = DataLoader(PatchDataset(x_va, y_va), batch_size=params.batch_size)
+    val_loader = DataLoader(
+        PatchDataset(x_va, y_va, mean=mean, std=std), batch_size=params.batch_size
+    )
     kwargs = {"num_classes": len(CLASSES), **params.model_kwargs}
     model = MODELS.build(params.model, **kwargs)
     loss_fn = make_loss(params.loss, class_weights(y_tr, params.class_weights), params.focal_gamma)
@@ -172,8 +195,8 @@ def train(
         extra={
             "classes": list(CLASSES),
             "ignore_index": IGNORE,
-            "mean": MEAN,
-            "std": STD,
+            "mean": mean,
+            "std": std,
             "scale": params.scale,
             "divisor": divisor(params.model, kwargs),
         },

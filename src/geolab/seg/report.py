@@ -1,0 +1,103 @@
+"""The generated tables of docs/seg/baseline-performance.md, read from the pipeline's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from geolab.common.docs import table
+from geolab.common.io import read_json
+from geolab.common.params import read_yaml
+from geolab.seg.data import CLASSES
+
+STATS = "artifacts/seg/stats.json"
+TRAIN = "results/seg/train/metrics.json"
+EVALUATE = "results/seg/evaluate/per_class.json"
+SPEED = "benchmarks/results/seg_speed.json"
+PARAMS = "params.yaml"
+
+
+def data_block(stats: dict[str, Any]) -> str:
+    """Patches and class shares per split."""
+    rows = []
+    for split, s in stats["splits"].items():
+        shares = [f"{100 * s['class_frequency'][c]:.1f} %" for c in CLASSES]
+        rows.append([split, ", ".join(map(str, s["tiles"])), s["patches"], *shares])
+    out = table(["split", "tiles", "patches", *CLASSES], rows)
+    return out + (
+        f"\n{stats['ignored_mask_pixels']:,} mask pixels (black `#000000` or unknown colours) "
+        "are ignored in training and scoring.\n"
+    )
+
+
+def results_block(per_class: dict[str, Any], train: dict[str, Any], seg: dict[str, Any]) -> str:
+    """Headline scores, per-class scores and how the model was trained."""
+    head = table(
+        ["metric (test tiles, whole images)", "value"],
+        [
+            ["**mIoU over the 5 real classes (gated)**", f"**{per_class['miou_5']:.3f}**"],
+            ["mIoU over all 6 classes", per_class["miou_6"]],
+            ["pixel accuracy", per_class["pixel_accuracy"]],
+            [
+                "images / labelled pixels",
+                f"{per_class['images']} / {per_class['labelled_pixels']:,}",
+            ],
+        ],
+    )
+    rows = []
+    for c in CLASSES:
+        s = per_class["classes"][c]
+        share = s["true_pixels"] / per_class["labelled_pixels"]
+        rows.append([c, s["iou"], s["precision"], s["recall"], s["f1"], f"{100 * share:.1f} %"])
+    classes = table(["class", "IoU", "precision", "recall", "F1", "share of pixels"], rows)
+    setup = (
+        f"Model `{seg['model']}`, loss {' + '.join(seg['loss'])} "
+        f"(class weights `{seg['class_weights']}`), tiles scaled by {seg['scale']}, "
+        f"{seg['patch_size']} px patches (stride {seg['stride']}), batch {seg['batch_size']}, "
+        f"lr {seg['lr']}, {train['epochs_run']} of {seg['epochs']} epochs run, best epoch "
+        f"{train['best_epoch'] + 1} (validation mIoU {train['val']['miou']:.3f} on patches)."
+    )
+    return f"{head}\n{classes}\n{setup}\n"
+
+
+def speed_block(speed: dict[str, Any]) -> str:
+    """Training throughput, inference latency and sizes per model."""
+    rows = []
+    for name, m in speed["models"].items():
+        rows.append(
+            [
+                f"`{name}`",
+                f"{m['parameters'] / 1e6:.2f} M",
+                f"{m['checkpoint_bytes'] / 2**20:.1f} MiB",
+                f"{m['train_geolab_images_per_s']:.1f}",
+                f"{m['train_bare_images_per_s']:.1f}",
+                f"{m['train_ratio']:.2f}",
+                f"{m['infer_ms_per_512_tile_scale1']:.0f}",
+                f"{m['infer_ms_per_512_tile_scale025']:.0f}",
+            ]
+        )
+    header = [
+        "model",
+        "parameters",
+        "checkpoint",
+        "train img/s (geolab)",
+        "train img/s (bare loop)",
+        "ratio",
+        "ms / 512² tile (scale 1)",
+        "ms / 512² tile (scale 0.25)",
+    ]
+    note = (
+        f"\n{speed['threads']} threads, batches of {speed['batch_size']} patches of "
+        f"{speed['patch']}² px, torch {speed['torch']}.\n"
+    )
+    return table(header, rows) + note
+
+
+def blocks(root: Path) -> dict[str, str]:
+    """Every generated block of the seg doc."""
+    seg = read_yaml(root / PARAMS)["seg"]
+    return {
+        "seg-data": data_block(read_json(root / STATS)),
+        "seg-results": results_block(read_json(root / EVALUATE), read_json(root / TRAIN), seg),
+        "seg-speed": speed_block(read_json(root / SPEED)),
+    }
