@@ -24,6 +24,7 @@ from geolab.common.io import atomic_open
 #: doc path (relative to the repo root) -> "module:function" returning {block name: markdown}.
 REPORTS: dict[str, str] = {
     "docs/seg/baseline-performance.md": "geolab.seg.report:blocks",
+    "docs/match.md": "geolab.match.report:blocks",
 }
 
 _BLOCK = re.compile(

@@ -1,0 +1,96 @@
+"""The generated tables of docs/match.md, read from the pipeline's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from geolab.common.docs import table
+from geolab.common.io import read_json
+
+PAIRS = "artifacts/match/pairs_stats.json"
+METRICS = "results/match/evaluate/metrics.json"
+PER_PAIR = "results/match/evaluate/per_pair.json"
+SWEEP = "results/match/evaluate/rotation_sweep.json"
+SPEED = "benchmarks/results/match_speed.json"
+ORDER = ("same_season", "cross_season", "cross_year", "augmented", "eolearn", "all")
+
+
+def pairs_block(stats: dict[str, Any]) -> str:
+    """Pairs per category."""
+    rows = [[c, n] for c, n in stats["per_category"].items()]
+    return table(["category", "pairs"], rows)
+
+
+def results_block(metrics: dict[str, Any], per_pair: dict[str, Any]) -> str:
+    """AUC, solved %, inliers and time per matcher and category."""
+    rows = []
+    for name, cats in metrics.items():
+        for cat in [c for c in ORDER if c in cats]:
+            s = cats[cat]
+            rows.append(
+                [
+                    f"`{name}`",
+                    cat,
+                    s["auc@1px"],
+                    s["auc@3px"],
+                    s["auc@5px"],
+                    s["auc@10px"],
+                    f"{s['solved_pct']:.0f} %",
+                    f"{s['inliers']:.0f} / {s['matches']:.0f}",
+                    f"{s['inlier_ratio']:.2f}",
+                    f"{s['ms']:.0f}",
+                ]  # fmt: skip
+            )
+    header = ["matcher", "pairs", "AUC@1px", "AUC@3px", "AUC@5px", "AUC@10px", "solved",
+              "inliers / matches", "inlier ratio", "ms / pair"]  # fmt: skip
+    out = table(header, rows)
+    skipped = per_pair.get("skipped", {})
+    if skipped:
+        out += "\nSkipped: " + "; ".join(f"`{k}` ({v})" for k, v in skipped.items()) + "\n"
+    return out
+
+
+def sweep_block(sweep: dict[str, Any]) -> str:
+    """Corner error per angle and matcher."""
+    data = sweep["sweep"]
+    angles = sorted({a for v in data.values() for a in v}, key=float)
+    rows = []
+    for name, values in data.items():
+        cells = []
+        for a in angles:
+            e = values[a]["corner_error"]
+            cells.append("fail" if e == float("inf") or e > 50 else f"{e:.1f}")
+        rows.append([f"`{name}`", *cells])
+    header = ["matcher", *[f"{float(a):.0f}°" for a in angles]]
+    return f"Pair `{sweep['pair']}`, mean corner error in px:\n\n" + table(header, rows)
+
+
+def speed_block(speed: dict[str, Any]) -> str:
+    """Speed against AUC@5px per configuration."""
+    rows = []
+    for name, c in speed["configs"].items():
+        rows.append(
+            [
+                name,
+                f"{c['ms_per_pair']:.0f}",
+                f"{c['speedup']:.2f}x",
+                c["auc@5px"],
+                f"{c['solved_pct']:.0f} %",
+            ]  # fmt: skip
+        )
+    note = (
+        f"\n{len(speed['pairs'])} same- and cross-season pairs, {speed['threads']} threads, "
+        f"median of {speed['reps']} runs, torch {speed['torch']}.\n"
+    )
+    return table(["DISK + LightGlue", "ms / pair", "speed-up", "AUC@5px", "solved"], rows) + note
+
+
+def blocks(root: Path) -> dict[str, str]:
+    """Every generated block of the match doc."""
+    return {
+        "match-pairs": pairs_block(read_json(root / PAIRS)),
+        "match-results": results_block(read_json(root / METRICS), read_json(root / PER_PAIR)),
+        "match-sweep": sweep_block(read_json(root / SWEEP)),
+        "match-speed": speed_block(read_json(root / SPEED)),
+    }
