@@ -16,7 +16,13 @@ from geolab.common.stage import parser, start
 from geolab.match import figures
 from geolab.match.data import load_pairs
 from geolab.match.evaluate import summary_table
-from geolab.match.pipeline import make_matchers, robust_params, rotation_sweep, run_benchmark
+from geolab.match.pipeline import (
+    make_matchers,
+    robust_params,
+    rotation_sweep,
+    run_benchmark,
+    sweep_choice,
+)
 
 PAIR_KEYS = ("matches", "inliers", "inlier_ratio", "corner_error", "corner_error_max", "ms")
 
@@ -34,7 +40,7 @@ def main() -> None:
     scored = run_benchmark(pairs, matchers, robust)
     cats = {x["id"]: x["category"] for x in pairs}
     table = summary_table(scored, cats, c.solved_px)
-    sweep_pair = next((x for x in pairs if x["category"] == "cross_season"), pairs[0])
+    sweep_pair = sweep_choice(pairs, scored, c.rotation_category)
     rot_matchers, _ = make_matchers(
         c.rotation_matchers, c, str(ctx.device), max_keypoints=c.rotation_max_keypoints
     )

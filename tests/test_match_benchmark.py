@@ -177,3 +177,15 @@ def test_figures_smoke():
     plt.close(fig)
     plt.close(figures.error_curves({"a": [0.5, math.inf]}))
     plt.close(figures.rotation_sweep({"a": {0.0: 1.0, 90.0: 2.0}}, "inliers"))
+
+
+def test_sweep_choice_takes_the_best_matched_pair_of_the_category():
+    from geolab.match.pipeline import sweep_choice
+
+    pairs = [{"id": i, "category": c} for i, c in [("a", "x"), ("b", "x"), ("c", "y")]]
+    scored = {
+        "m1": [{"id": "a", "inliers": 5}, {"id": "b", "inliers": 3}, {"id": "c", "inliers": 99}],
+        "m2": [{"id": "a", "inliers": 0}, {"id": "b", "inliers": 4}, {"id": "c", "inliers": 99}],
+    }
+    assert sweep_choice(pairs, scored, "x")["id"] == "b"  # 7 > 5; "c" is another category
+    assert sweep_choice(pairs, scored, "none")["id"] == "c"  # empty category: all pairs

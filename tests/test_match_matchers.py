@@ -235,3 +235,22 @@ def test_disk_lightglue_keypoints_in_original_frame_when_resized(tile):
     assert G.corner_error(H, H_true, 240, 200).max < 3.0
     same = M.build_matcher("disk_lightglue", max_keypoints=512, resize=160, device="cpu")
     assert same.models is m.models  # built once per process and configuration
+
+
+def test_speed_options_keep_matching_and_reject_unknown_names():
+    img = cv2.imread(
+        "data/sentinel2/T36UYA/T36UYA_20160621T084012_TCI.jpg", cv2.IMREAD_GRAYSCALE
+    )[:256, :256]
+    shifted = np.ascontiguousarray(img[5:, 3:])
+    fast = M.build_matcher(
+        "disk_lightglue", max_keypoints=512, speed=["channels_last", "int8"], device="cpu"
+    )
+    out = fast(img, shifted)
+    assert len(out["kpts0"]) > 100
+    d = out["kpts0"] - out["kpts1"]
+    assert np.median(np.abs(d - [3, 5]), axis=0).max() < 1.0  # the known shift
+    glue = fast.models[1]
+    assert type(glue.posenc.Wr) is torch.nn.Linear  # kept float: kornia reads its weight
+    assert any("quantized" in type(m).__module__ for m in glue.modules())
+    with pytest.raises(ValueError, match="unknown speed options"):
+        M.build_matcher("disk_lightglue", speed=["turbo"])

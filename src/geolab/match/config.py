@@ -40,6 +40,8 @@ class MatchParams:
         solved_px: a pair is solved when its mean corner error is below this.
         rotation_angles: in-plane rotations of the rotation sweep (degrees).
         rotation_matchers: matchers of the sweep.
+        rotation_category: the sweep uses the pair of this category with the most inliers in
+            the benchmark (its second date, unwarped, rotated by each angle).
         rotation_max_keypoints: keypoints per image in the sweep (it runs each matcher 5 times
             per angle with rotation search, so it is kept cheaper).
         rotation_search: also sweep each matcher with test-time rotation search (0/90/180/270).
@@ -73,6 +75,7 @@ class MatchParams:
     rotation_matchers: list[str] = dataclasses.field(
         default_factory=lambda: ["sift_ratio", "disk_lightglue"]
     )
+    rotation_category: str = "same_season"
     rotation_max_keypoints: int = 1024
     rotation_search: bool = True
     figure_pairs: int = 4

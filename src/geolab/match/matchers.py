@@ -265,6 +265,22 @@ def _build_extractor(features: str, max_keypoints: int | None, **conf: Any) -> n
     return model.eval()
 
 
+def _quantize_lightglue(glue: nn.Module) -> nn.Module:
+    """LightGlue with its linear layers dynamically quantised to int8.
+
+    Weights are stored in int8 and activations quantised on the fly; the layers whose float
+    weight kornia reads (the positional encoding's ``Wr``, the token confidence heads) stay
+    float32.
+    """
+    keep = {"posenc.Wr"} | {n for n, _ in glue.named_modules() if n.startswith("token_confidence")}
+    spec = {
+        name: torch.ao.quantization.default_dynamic_qconfig
+        for name, m in glue.named_modules()
+        if isinstance(m, nn.Linear) and not any(name == k or name.startswith(k + ".") for k in keep)
+    }
+    return torch.ao.quantization.quantize_dynamic(glue, spec, dtype=torch.qint8)
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_models(
     features: str,
@@ -287,7 +303,7 @@ def _cached_models(
     if "int8" in speed:
         if device != "cpu":
             raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
-        glue = torch.ao.quantization.quantize_dynamic(glue, {nn.Linear}, dtype=torch.qint8)
+        glue = _quantize_lightglue(glue)
     log.info("built %s + LightGlue on %s (%s)", features, device, ", ".join(speed) or "plain")
     return extractor, glue
 

@@ -162,6 +162,24 @@ def run_benchmark(
     return out
 
 
+def sweep_choice(
+    pairs: list[dict[str, Any]], scored: Mapping[str, list[dict[str, Any]]], category: str
+) -> dict[str, Any]:
+    """The pair of ``category`` with the most inliers summed over the benchmarked matchers.
+
+    The rotation sweep should start from a pair the matchers can solve upright, so that what
+    it shows is the effect of the rotation. Falls back to all pairs when the category is empty.
+    """
+    pool = [x for x in pairs if x["category"] == category] or pairs
+    inliers = {x["id"]: 0 for x in pool}
+    for rows in scored.values():
+        for r in rows:
+            if r["id"] in inliers:
+                inliers[r["id"]] += r["inliers"]
+    best = max(inliers, key=lambda i: (inliers[i], i))
+    return next(x for x in pool if x["id"] == best)
+
+
 def rotation_sweep(
     pair: Mapping[str, Any],
     matchers: Mapping[str, Callable],
