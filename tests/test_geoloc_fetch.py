@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import socket
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import shapely
 from aiohttp import web
+from local_server import BackgroundServer
 from PIL import Image
 
 from geolab.common.http import (
@@ -80,13 +80,9 @@ class FakeStreetView:
         app = web.Application()
         app.router.add_get("/maps/api/streetview/metadata", self._metadata)
         app.router.add_get("/maps/api/streetview", self._image)
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(app, access_log=None)  # Google's logs are not ours to check
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", 0).start())
-        self.port = self._runner.addresses[0][1]
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        # access_log off: Google's logs are not ours to check
+        self._server = BackgroundServer(app, access_log=False)
+        self.port = self._server.port
 
     @property
     def base_url(self) -> str:
@@ -139,10 +135,7 @@ class FakeStreetView:
         return web.Response(body=jpeg(w, h, (heading % 256, 40, 90)), content_type="image/jpeg")
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        self._server.close()
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import math
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 from aiohttp import web
+from local_server import BackgroundServer
 from PIL import Image
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
@@ -117,13 +116,8 @@ class StacServer:
         self.cog_port = int(self._cogs.stdout.readline())
         app = web.Application()
         app.router.add_post("/v1/search", self._search)
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", 0).start())
-        self.port = self._runner.addresses[0][1]
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(app)
+        self.port = self._server.port
 
     @property
     def stac_url(self) -> str:
@@ -164,10 +158,7 @@ class StacServer:
         self._cogs.terminate()
         self._cogs.wait(5)
         self._cogs.stdout.close()
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        self._server.close()
 
 
 @pytest.fixture

@@ -238,9 +238,9 @@ def test_disk_lightglue_keypoints_in_original_frame_when_resized(tile):
 
 
 def test_speed_options_keep_matching_and_reject_unknown_names():
-    img = cv2.imread(
-        "data/sentinel2/T36UYA/T36UYA_20160621T084012_TCI.jpg", cv2.IMREAD_GRAYSCALE
-    )[:256, :256]
+    img = cv2.imread("data/sentinel2/T36UYA/T36UYA_20160621T084012_TCI.jpg", cv2.IMREAD_GRAYSCALE)[
+        :256, :256
+    ]
     shifted = np.ascontiguousarray(img[5:, 3:])
     fast = M.build_matcher(
         "disk_lightglue", max_keypoints=512, speed=["channels_last", "int8"], device="cpu"

@@ -54,6 +54,7 @@ from geolab.common.http import (
     scrub,
 )
 from geolab.common.io import atomic_open, read_json, write_json
+from geolab.geoloc.geo import read_polygons
 
 log = logging.getLogger(__name__)
 
@@ -185,21 +186,7 @@ def load_boundary(path: str | Path) -> shapely.Geometry:
     Raises:
         ValueError: the file is not GeoJSON or holds no polygon (names the file).
     """
-    data = read_json(path)
-    if data.get("type") == "FeatureCollection":
-        geoms = [f.get("geometry") for f in data.get("features") or []]
-    elif data.get("type") == "Feature":
-        geoms = [data.get("geometry")]
-    else:
-        geoms = [data]
-    try:
-        shapes = [shapely.geometry.shape(g) for g in geoms if g]
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as err:
-        raise ValueError(f"{path}: not a GeoJSON geometry ({err})") from None
-    polys = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon") and not s.is_empty]
-    if not polys:
-        raise ValueError(f"{path}: no Polygon or MultiPolygon in the file")
-    geom = shapely.union_all(polys)
+    geom = read_polygons(path)
     shapely.prepare(geom)
     return geom
 

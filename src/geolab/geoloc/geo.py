@@ -143,16 +143,8 @@ class Boundary(NamedTuple):
     xy: shapely.Geometry
 
 
-def load_boundary(path: str | Path, crs: str | int = HTRS96_TM) -> Boundary:
-    """Read a GeoJSON boundary (geometry, Feature or FeatureCollection) and project it.
-
-    Args:
-        path: e.g. ``data/croatia/ne_10m_admin0_HRV.geojson`` (lon/lat, WGS 84).
-        crs: the metric CRS of the projected copy.
-
-    Returns:
-        ``Boundary(lonlat, xy)``: the union of the file's polygons as a (Multi)Polygon in
-        lon/lat degrees, and the same projected to ``crs`` (metres).
+def read_polygons(path: str | Path) -> shapely.Geometry:
+    """The union of the (multi)polygons of a GeoJSON file (geometry, Feature or collection).
 
     Raises:
         ValueError: the file is not GeoJSON or holds no polygon (names the file).
@@ -170,7 +162,24 @@ def load_boundary(path: str | Path, crs: str | int = HTRS96_TM) -> Boundary:
     polys = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon") and not s.is_empty]
     if not polys:
         raise ValueError(f"{path}: no Polygon or MultiPolygon in the file")
-    lonlat = shapely.make_valid(shapely.union_all(polys))
+    return shapely.union_all(polys)
+
+
+def load_boundary(path: str | Path, crs: str | int = HTRS96_TM) -> Boundary:
+    """Read a GeoJSON boundary (geometry, Feature or FeatureCollection) and project it.
+
+    Args:
+        path: e.g. ``data/croatia/ne_10m_admin0_HRV.geojson`` (lon/lat, WGS 84).
+        crs: the metric CRS of the projected copy.
+
+    Returns:
+        ``Boundary(lonlat, xy)``: the union of the file's polygons as a (Multi)Polygon in
+        lon/lat degrees, and the same projected to ``crs`` (metres).
+
+    Raises:
+        ValueError: the file is not GeoJSON or holds no polygon (names the file).
+    """
+    lonlat = shapely.make_valid(read_polygons(path))
     xy = shapely.make_valid(Projector(crs).geometry_to_xy(lonlat))
     shapely.prepare(lonlat)
     shapely.prepare(xy)
