@@ -37,7 +37,11 @@ from geolab.seg.train import divisor, make_loss, normalisation
 
 DEFAULT_KWARGS: dict[str, dict[str, Any]] = {
     "unet": {"width": 16, "depth": 4},
-    "unet_pretrained": {"encoder": "efficientnet_lite0", "weights": "none"},
+    "unet_pretrained": {
+        "encoder": "efficientnet_lite0",
+        "weights": "none",
+        "decoder_channels": [128, 64, 32, 16, 16],
+    },
 }
 
 
@@ -51,9 +55,12 @@ def _batches(n: int, batch_size: int, side: int) -> list[tuple[torch.Tensor, tor
     return out
 
 
-def bare(model: nn.Module, batches: list, loss_fn: Any) -> float:
+def bare(model: nn.Module, batches: list, loss_fn: Any, channels_last: bool) -> float:
     """Images/s of a plain forward + loss + backward + clip + AdamW loop."""
     model.train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     start = time.perf_counter()
     for x, y in batches:
@@ -64,9 +71,18 @@ def bare(model: nn.Module, batches: list, loss_fn: Any) -> float:
     return sum(len(x) for x, _ in batches) / (time.perf_counter() - start)
 
 
-def geolab_loop(model: nn.Module, batches: list, loss_fn: Any, name: str) -> float:
+def geolab_loop(
+    model: nn.Module, batches: list, loss_fn: Any, name: str, channels_last: bool
+) -> float:
     """Images/s of ``fit`` for one epoch over the same batches."""
-    cfg = TrainConfig(epochs=1, lr=1e-3, monitor="train/loss", grad_clip=1.0, amp=True)
+    cfg = TrainConfig(
+        epochs=1,
+        lr=1e-3,
+        monitor="train/loss",
+        grad_clip=1.0,
+        amp=True,
+        channels_last=channels_last,
+    )
 
     def step(m: nn.Module, batch: tuple) -> dict[str, torch.Tensor]:
         return {"loss": loss_fn(m(batch[0]), batch[1])}
@@ -107,8 +123,9 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
     batches = _batches(args.batches, args.batch_size, args.patch)
     runs: dict[str, list[float]] = {"bare": [], "geolab": []}
     for _ in range(args.reps):
-        runs["bare"].append(bare(copy.deepcopy(initial), batches, loss_fn))
-        runs["geolab"].append(geolab_loop(copy.deepcopy(initial), batches, loss_fn, name))
+        cl = args.channels_last
+        runs["bare"].append(bare(copy.deepcopy(initial), batches, loss_fn, cl))
+        runs["geolab"].append(geolab_loop(copy.deepcopy(initial), batches, loss_fn, name, cl))
     out: dict[str, Any] = {f"train_{k}_images_per_s": statistics.median(v) for k, v in runs.items()}
     out["train_ratio"] = out["train_geolab_images_per_s"] / out["train_bare_images_per_s"]
     mean, std = normalisation(name)
@@ -133,11 +150,18 @@ def main() -> None:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="train in contiguous NCHW (the pipeline uses channels-last: seg.channels_last)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"models": {m: bench_model(m, args) for m in args.models}}
     results.update(
         threads=args.threads,
+        channels_last=args.channels_last,
         batch_size=args.batch_size,
         patch=args.patch,
         batches=args.batches,
