@@ -24,7 +24,15 @@ from geolab.match.pipeline import (
     sweep_choice,
 )
 
-PAIR_KEYS = ("matches", "inliers", "inlier_ratio", "corner_error", "corner_error_max", "ms")
+PAIR_KEYS = (
+    "status",
+    "matches",
+    "inliers",
+    "inlier_ratio",
+    "corner_error",
+    "corner_error_max",
+    "ms",
+)
 
 
 def main() -> None:

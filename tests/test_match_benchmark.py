@@ -189,3 +189,34 @@ def test_sweep_choice_takes_the_best_matched_pair_of_the_category():
     }
     assert sweep_choice(pairs, scored, "x")["id"] == "b"  # 7 > 5; "c" is another category
     assert sweep_choice(pairs, scored, "none")["id"] == "c"  # empty category: all pairs
+
+
+def test_degenerate_homographies_are_named():
+    from geolab.match.geometry import degenerate
+
+    assert degenerate(np.eye(3), 100, 80) is None
+    assert degenerate(None, 100, 80) == "no homography"
+    mirror = np.array([[-1.0, 0, 99], [0, 1, 0], [0, 0, 1]])
+    assert "mirrored" in degenerate(mirror, 100, 80)
+    tiny = np.diag([0.01, 0.01, 1.0])
+    assert "area scaled" in degenerate(tiny, 100, 80)
+    horizon = np.array([[1.0, 0, 0], [0, 1, 0], [-0.02, 0, 1]])  # the line x = 50 goes to infinity
+    assert degenerate(horizon, 100, 80) is not None
+
+
+def test_fit_status_says_why_a_pair_is_not_solved():
+    from geolab.match.evaluate import fit_status
+
+    blank = {"valid0": np.zeros((8, 8), bool), "valid1": np.ones((8, 8), bool)}
+    assert fit_status(blank, 10, 0, None, 8, 8) == "no usable pixels in image 0 (cloud or no-data)"
+    ok = {"valid0": np.ones((8, 8), bool)}
+    assert fit_status(ok, 9, 3, None, 8, 8) == "too few matches (3, 6 on cloud/no-data dropped)"
+    assert fit_status(ok, 9, 9, np.eye(3), 8, 8) == "fitted"
+
+
+def test_all_cloud_pair_is_unsolved_not_a_crash():
+    img = np.full((96, 96), 255, np.uint8)  # saturated: cloud everywhere
+    pair = {"image0": img, "image1": img, "H": np.eye(3),
+            "valid0": ~nodata_mask(img), "valid1": ~nodata_mask(img)}  # fmt: skip
+    r = score_pair(build_matcher("sift_ratio"), pair, RobustParams())
+    assert r["status"].startswith("no usable pixels") and r["corner_error"] == math.inf

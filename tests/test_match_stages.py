@@ -83,3 +83,14 @@ def test_pair_cli(tmp_path, capsys):
         match_cli(["pair", str(tmp_path / "not_there.png"), str(b), "--json", str(js)])
     with pytest.raises(SystemExit, match="unknown"):
         match_cli(["pair", str(a), str(b), "--matcher", "nope", "--json", str(js)])
+
+
+def test_pair_cli_blank_images_say_why(tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((64, 80), 128, np.uint8))
+    js = tmp_path / "b.json"
+    assert (
+        match_cli(["pair", str(blank), str(blank), "--matcher", "sift_mnn", "--json", str(js)]) == 0
+    )
+    result = json.loads(js.read_text())
+    assert result["status"] == "too few matches (0)" and result["homography"] is None

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("geolab match pair: give --out and/or --json")
     from geolab.match.data import read_any
     from geolab.match.evaluate import RotationSearch
-    from geolab.match.geometry import estimate_homography
+    from geolab.match.geometry import degenerate, estimate_homography
     from geolab.match.matchers import MatcherUnavailable, build_matcher, matcher_kwargs
 
     try:
@@ -57,10 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     out = matcher(img_a, img_b)
     H, inliers = estimate_homography(out["kpts0"], out["kpts1"], threshold=args.ransac_threshold)
     inl = inliers if inliers is not None else np.zeros(len(out["kpts0"]), bool)
+    n = len(out["kpts0"])
+    h, w = img_a.shape[:2]
+    status = f"too few matches ({n})" if n < 4 else (degenerate(H, w, h) or "fitted")
+    if status != "fitted":
+        H = None
     result = {
         "a": str(args.a),
         "b": str(args.b),
         "matcher": args.matcher,
+        "status": status,
         "matches": len(out["kpts0"]),
         "inliers": int(inl.sum()),
         "homography": None if H is None else np.asarray(H).tolist(),
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, result)
     if args.out:
         _draw(args.out, img_a, img_b, out, inl, H, args.matcher)
-    summary = {k: result[k] for k in ("matcher", "matches", "inliers", "ms")}
+    summary = {k: result[k] for k in ("matcher", "status", "matches", "inliers", "ms")}
     print(json.dumps({**summary, "homography_found": H is not None}))
     return 0
 

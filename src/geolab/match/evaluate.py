@@ -19,6 +19,7 @@ import numpy as np
 from geolab.match.geometry import (
     auc,
     corner_error,
+    degenerate,
     estimate_homography,
     homography_from_params,
     warp,
@@ -72,9 +73,11 @@ def score_pair(
         k0, k1, robust.method, robust.threshold, robust.confidence, robust.max_iters
     )
     h, w = pair["image0"].shape[:2]
-    err = corner_error(H, pair["H"], w, h)
+    status = fit_status(pair, len(out["kpts0"]), len(k0), H, w, h)
+    err = corner_error(H if status == "fitted" else None, pair["H"], w, h)
     n_in = int(inliers.sum()) if inliers is not None else 0
     return {
+        "status": status,
         "matches": len(k0),
         "inliers": n_in,
         "inlier_ratio": n_in / len(k0) if len(k0) else 0.0,
@@ -85,6 +88,20 @@ def score_pair(
         "kpts1": k1,
         "inlier_mask": inliers if inliers is not None else np.zeros(len(k0), bool),
     }
+
+
+def fit_status(
+    pair: Mapping[str, Any], raw: int, kept: int, H: np.ndarray | None, w: int, h: int
+) -> str:
+    """``fitted``, or why no usable homography came out (a pair is then scored as unsolved)."""
+    for key in ("valid0", "valid1"):
+        valid = pair.get(key)
+        if valid is not None and not np.asarray(valid).any():
+            return f"no usable pixels in image {key[-1]} (cloud or no-data)"
+    if kept < 4:
+        dropped = f", {raw - kept} on cloud/no-data dropped" if raw > kept else ""
+        return f"too few matches ({kept}{dropped})"
+    return degenerate(H, w, h) or "fitted"
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], solved_px: float) -> dict[str, float]:

@@ -117,6 +117,40 @@ def corner_error(
     return CornerError(float(dist.mean()), float(dist.max()))
 
 
+def degenerate(H: np.ndarray | None, width: int, height: int) -> str | None:
+    """Why a homography cannot be a view of the same ground, or None when it can.
+
+    The four corners of image 0 must map to finite points forming a convex quadrilateral with
+    the same orientation (no fold-over, no mirror), and the area must not shrink or grow
+    more than 100-fold.
+    """
+    if H is None:
+        return "no homography"
+    q = project(image_corners(width, height), H)
+    if not np.all(np.isfinite(q)):
+        return "degenerate homography: a corner maps to infinity"
+    edges = np.roll(q, -1, axis=0) - q
+    cross = (
+        edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1]
+        - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    )
+    if not (np.all(cross > 0) or np.all(cross < 0)):
+        return "degenerate homography: the corners fold over"
+    src = image_corners(width, height)
+    sign = np.sign(_area(src)) * np.sign(_area(q))
+    ratio = abs(_area(q)) / max(abs(_area(src)), 1e-9)
+    if sign < 0:
+        return "degenerate homography: mirrored"
+    if not 0.01 <= ratio <= 100:
+        return f"degenerate homography: area scaled by {ratio:.3g}"
+    return None
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
 def auc(errors: Iterable[float], thresholds: Sequence[float] = (1, 3, 5, 10)) -> dict[float, float]:
     """Area under the cumulative error curve up to each threshold, divided by the threshold.
 
