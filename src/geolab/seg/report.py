@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from geolab.common.docs import table
+from geolab.common.figures import read_series
 from geolab.common.io import read_json
 from geolab.common.params import read_yaml
 from geolab.seg.data import CLASSES
 
 STATS = "artifacts/seg/stats.json"
 TRAIN = "results/seg/train/metrics.json"
+TRAIN_LIVE = "results/seg/train"
 EVALUATE = "results/seg/evaluate/per_class.json"
 SPEED = "benchmarks/results/seg_speed.json"
 PARAMS = "params.yaml"
@@ -30,7 +32,9 @@ def data_block(stats: dict[str, Any]) -> str:
     )
 
 
-def results_block(per_class: dict[str, Any], train: dict[str, Any], seg: dict[str, Any]) -> str:
+def results_block(
+    per_class: dict[str, Any], train: dict[str, Any], seg: dict[str, Any], best_val: float
+) -> str:
     """Headline scores, per-class scores and how the model was trained."""
     head = table(
         ["metric (test tiles, whole images)", "value"],
@@ -55,7 +59,7 @@ def results_block(per_class: dict[str, Any], train: dict[str, Any], seg: dict[st
         f"(class weights `{seg['class_weights']}`), tiles scaled by {seg['scale']}, "
         f"{seg['patch_size']} px patches (stride {seg['stride']}), batch {seg['batch_size']}, "
         f"lr {seg['lr']}, {train['epochs_run']} of {seg['epochs']} epochs run, best epoch "
-        f"{train['best_epoch'] + 1} (validation mIoU {train['val']['miou']:.3f} on patches)."
+        f"{train['best_epoch'] + 1} (validation mIoU {best_val:.3f} on patches)."
     )
     return f"{head}\n{classes}\n{setup}\n"
 
@@ -93,11 +97,19 @@ def speed_block(speed: dict[str, Any]) -> str:
     return table(header, rows) + note
 
 
+def _best_val(root: Path) -> float:
+    """The best validation mIoU of the training history (the epoch the checkpoint is from)."""
+    _, values = read_series(root / TRAIN_LIVE, "val/miou")
+    return max(values)
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Every generated block of the seg doc."""
     seg = read_yaml(root / PARAMS)["seg"]
     return {
         "seg-data": data_block(read_json(root / STATS)),
-        "seg-results": results_block(read_json(root / EVALUATE), read_json(root / TRAIN), seg),
+        "seg-results": results_block(
+            read_json(root / EVALUATE), read_json(root / TRAIN), seg, _best_val(root)
+        ),
         "seg-speed": speed_block(read_json(root / SPEED)),
     }
