@@ -54,7 +54,7 @@ def test_set_args_round_trip_through_dvc(tmp_path, params_file):
         "epochs": 7,
         "lr": 0.0005,
         "scheduler": "onecycle",
-        "train_tiles": [1, 2, 3],
+        "train_tiles": [1, 3, 4],
         "loss": ["ce", "focal"],
         "model_kwargs": {"encoder": "efficientnet_lite0", "weights": "none"},
         "amp": False,
@@ -85,6 +85,8 @@ def test_apply_keeps_comments_and_validates(tmp_path, params_file, capsys):
     seg = load_params(params_file)["seg"]
     assert (seg.epochs, seg.scale) == (11, 0.5)
     assert len(after.splitlines()) == len(before.splitlines())
+    changed = [b for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert [line.split("#")[0].strip() for line in changed] == ["scale: 0.5", "epochs: 11"]
     bad = _preset(tmp_path, {"seg": {"scale": 3.0}})
     assert params_main(["--params", str(params_file), "--preset", str(bad), "--apply"]) == 1
     assert "scale must be in (0, 1]" in capsys.readouterr().err

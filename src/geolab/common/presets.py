@@ -104,6 +104,11 @@ def apply(params_path: str | Path, preset: dict[str, Any]) -> None:
 
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long lines
+    yaml.indent(mapping=2, sequence=4, offset=2)  # "  key:\n    - item", as params.yaml is written
+    yaml.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     path = Path(params_path)
     with path.open(encoding="utf-8") as fh:
         doc = yaml.load(fh)
