@@ -30,10 +30,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "plain kornia (2048 kp, 512 px)": {"max_keypoints": 2048},
     "+ channels_last": {"max_keypoints": 2048, "speed": ["channels_last"]},
     "+ int8 LightGlue": {"max_keypoints": 2048, "speed": ["channels_last", "int8"]},
-    "+ 1024 keypoints": {"max_keypoints": 1024, "speed": ["channels_last", "int8"]},
-    "+ 384 px": {"max_keypoints": 1024, "resize": 384, "speed": ["channels_last", "int8"]},
-    "+ 320 px": {"max_keypoints": 1024, "resize": 320, "speed": ["channels_last", "int8"]},
-    "384 px, 1024 kp, float32": {"max_keypoints": 1024, "resize": 384, "speed": ["channels_last"]},
+    "+ bf16 DISK": {"max_keypoints": 2048, "speed": ["channels_last", "int8", "bf16"]},
+    "+ 1024 keypoints": {"max_keypoints": 1024, "speed": ["channels_last", "int8", "bf16"]},
+    "+ 384 px": {"max_keypoints": 1024, "resize": 384, "speed": ["channels_last", "int8", "bf16"]},
+    "bf16 only (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["bf16"]},
+    "bf16, 1024 kp, 512 px": {"max_keypoints": 1024, "speed": ["bf16"]},
+    "384 px, 1024 kp, float32": {"max_keypoints": 1024, "resize": 384},
 }
 
 

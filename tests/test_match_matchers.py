@@ -243,7 +243,7 @@ def test_speed_options_keep_matching_and_reject_unknown_names():
     ]
     shifted = np.ascontiguousarray(img[5:, 3:])
     fast = M.build_matcher(
-        "disk_lightglue", max_keypoints=512, speed=["channels_last", "int8"], device="cpu"
+        "disk_lightglue", max_keypoints=512, speed=["channels_last", "int8", "bf16"], device="cpu"
     )
     out = fast(img, shifted)
     assert len(out["kpts0"]) > 100

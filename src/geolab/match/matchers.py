@@ -22,6 +22,7 @@ those it uses, and :func:`matcher_kwargs` picks them from a larger mapping):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -63,7 +64,7 @@ _SUPERPOINT_LICENCE = (
 
 
 #: Optimisations the LightGlue matchers accept in ``speed`` (see ``_cached_models``).
-SPEEDUPS = {"channels_last", "int8"}
+SPEEDUPS = {"channels_last", "int8", "bf16"}
 
 
 class MatcherUnavailable(RuntimeError):
@@ -293,7 +294,8 @@ def _cached_models(
     """Extractor and LightGlue, built once per process for each configuration.
 
     ``speed`` names optimisations: ``channels_last`` (extractor convolutions in channels-last
-    memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only).
+    memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only);
+    ``bf16`` (bfloat16 autocast of the extractor) acts at call time.
     """
     extractor = _build_extractor(features, max_keypoints, **dict(extractor_conf)).to(device)
     glue, _ = load_lightglue(features, **dict(glue_conf))
@@ -363,6 +365,12 @@ class _LightGlueMatcher(Matcher):
     def _extract(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(1, 3, h, w)`` -> keypoints ``(N, 2)`` pixels and descriptors ``(N, D)``."""
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for the extractor when ``bf16`` is among the speed options."""
+        if "bf16" not in self.speed:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -371,8 +379,10 @@ class _LightGlueMatcher(Matcher):
     def _match(self, img0: np.ndarray, img1: np.ndarray) -> dict[str, Any]:
         _, glue = self.models
         t0 = time.perf_counter()
-        k0, d0 = self._extract(self._tensor(img0))
-        k1, d1 = self._extract(self._tensor(img1))
+        with self._autocast():
+            k0, d0 = self._extract(self._tensor(img0))
+            k1, d1 = self._extract(self._tensor(img1))
+        k0, d0, k1, d1 = (t.float() for t in (k0, d0, k1, d1))
         self._sync()
         t1 = time.perf_counter()
         size0 = torch.tensor([[img0.shape[1], img0.shape[0]]], device=self.device)
@@ -410,7 +420,8 @@ class DiskLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
-        speed: optimisations, any of ``channels_last`` and ``int8`` (see ``SPEEDUPS``).
+        speed: optimisations, any of ``channels_last``, ``int8`` (LightGlue) and ``bf16``
+            (the extractor under bfloat16 autocast); see ``SPEEDUPS``.
     """
 
     features = "disk"
@@ -434,7 +445,8 @@ class AlikedLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
-        speed: optimisations, any of ``channels_last`` and ``int8`` (see ``SPEEDUPS``).
+        speed: optimisations, any of ``channels_last``, ``int8`` (LightGlue) and ``bf16``
+            (the extractor under bfloat16 autocast); see ``SPEEDUPS``.
         detection_threshold: ALIKED score a keypoint must exceed, at most ``max_keypoints`` of
             them; ``<= 0`` (the default) keeps the ``max_keypoints`` strongest maxima instead.
             The reference's 0.2 keeps only about a quarter of 512 keypoints on a 256 px
