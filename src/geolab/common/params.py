@@ -33,6 +33,7 @@ SECTIONS: dict[str, str] = {
     "ner": "geolab.ner.config:NerParams",
     "seg": "geolab.seg.config:SegParams",
     "match": "geolab.match.config:MatchParams",
+    "geoloc": "geolab.geoloc.config:GeolocParams",
 }
 
 DEFAULT_PATH = Path("params.yaml")
