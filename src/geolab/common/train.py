@@ -232,6 +232,7 @@ def fit(
     evaluate: EvalFn | None = None,
     live: Any | None = None,
     device: torch.device | str = "cpu",
+    on_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` and write its best checkpoint to ``ckpt.path``.
 
@@ -247,6 +248,9 @@ def fit(
             a ``train/`` metric.
         live: a ``dvclive.Live``; per-epoch metrics and the LR are logged to it.
         device: where to train.
+        on_epoch: ``on_epoch(model, epoch)``, called at the start of every epoch after the
+            model is put in train mode (e.g. to freeze a backbone for the first epochs); it is
+            also called for the epochs a resumed run continues with.
 
     Returns:
         The best epoch and value of ``cfg.monitor``, epochs run, whether it stopped early, and
@@ -260,7 +264,7 @@ def fit(
     if cfg.resume:
         state.try_resume()
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        row = _train_epoch(state, train_loader, step, epoch)
+        row = _train_epoch(state, train_loader, step, epoch, on_epoch)
         if evaluate is not None:
             row.update(_run_eval(model, evaluate))
         row["lr"] = state.optimizer.param_groups[0]["lr"]
@@ -279,9 +283,17 @@ def _run_eval(model: nn.Module, evaluate: EvalFn) -> dict[str, float]:
     return {f"val/{k}": float(v) for k, v in metrics.items()}
 
 
-def _train_epoch(state: _TrainState, loader: Iterable, step: StepFn, epoch: int) -> dict:
+def _train_epoch(
+    state: _TrainState,
+    loader: Iterable,
+    step: StepFn,
+    epoch: int,
+    on_epoch: Callable[[nn.Module, int], None] | None = None,
+) -> dict:
     model, cfg = state.model, state.cfg
     model.train()
+    if on_epoch is not None:
+        on_epoch(model, epoch)
     sums: dict[str, float] = {}
     count = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=1.0)

@@ -35,7 +35,6 @@ import io
 import logging
 import math
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from geolab.common.http import (
     scrub,
 )
 from geolab.common.io import atomic_open, read_json, write_json
+from geolab.geoloc.config import StreetViewParams
 from geolab.geoloc.geo import read_polygons
 
 log = logging.getLogger(__name__)
@@ -92,60 +92,6 @@ class StreetViewError(RuntimeError):
 
 class StreetViewConfigError(StreetViewError):
     """No API key, or the API denied the key (not enabled, restricted, billing)."""
-
-
-@dataclasses.dataclass
-class StreetViewParams:
-    """The ``geoloc.fetch`` keys (the key itself comes only from ``GOOGLE_MAPS_API_KEY``).
-
-    Attributes:
-        base_url: the Street View Static API; ``/metadata`` is appended for the metadata.
-        count: panoramas wanted (four photos each).
-        seed: seed of the point sampling.
-        size: photo size ``WxH``, each side at most 640.
-        fov: horizontal field of view in degrees (10 to 120).
-        pitch: camera pitch in degrees (-90 to 90).
-        radius: how far from a drawn point a panorama may be, metres.
-        concurrency: requests in flight at once.
-        retries: further attempts after a 429, 5xx, ``OVER_QUERY_LIMIT`` or connection error.
-        backoff: base of the exponential back-off between attempts, seconds.
-        timeout_s: timeout of one HTTP attempt, seconds.
-        max_attempts: metadata lookups per point slot before it is given up.
-        source: ``outdoor`` (outdoor panoramas only) or ``default``.
-        official_only: keep only Google's own panoramas (copyright "© Google").
-    """
-
-    base_url: str = "https://maps.googleapis.com/maps/api/streetview"
-    count: int = 100
-    seed: int = 0
-    size: str = "640x640"
-    fov: float = 90.0
-    pitch: float = 0.0
-    radius: int = 1000
-    concurrency: int = 8
-    retries: int = 5
-    backoff: float = 1.0
-    timeout_s: float = 30.0
-    max_attempts: int = 10
-    source: str = "outdoor"
-    official_only: bool = True
-
-    def validate(self) -> None:
-        """Check the values; a ``ValueError`` names the key."""
-        m = re.fullmatch(r"(\d+)x(\d+)", self.size)
-        if not m or not all(1 <= int(v) <= 640 for v in m.groups()):
-            raise ValueError(f"size: expected WxH with sides 1..640, got {self.size!r}")
-        if not 10 <= self.fov <= 120:
-            raise ValueError(f"fov: must be in 10..120, got {self.fov}")
-        if not -90 <= self.pitch <= 90:
-            raise ValueError(f"pitch: must be in -90..90, got {self.pitch}")
-        for key in ("radius", "concurrency", "max_attempts"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        if self.count < 0 or self.retries < 0 or self.backoff < 0 or self.timeout_s <= 0:
-            raise ValueError("count, retries and backoff must be >= 0, timeout_s > 0")
-        if self.source not in ("outdoor", "default"):
-            raise ValueError(f"source: expected 'outdoor' or 'default', got {self.source!r}")
 
 
 @dataclasses.dataclass(frozen=True)

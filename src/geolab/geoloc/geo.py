@@ -70,6 +70,14 @@ class Projector:
         return shapely.transform(geom, lambda c: np.column_stack(self._fwd.transform(*c.T)))
 
 
+def mean_position(lat: Any, lon: Any) -> tuple[float, float]:
+    """The mean of positions, averaged in EPSG:3765 metres, as latitude/longitude."""
+    proj = Projector()
+    x, y = proj.to_xy(lat, lon)
+    mlat, mlon = proj.to_latlon(np.mean(x), np.mean(y))
+    return float(mlat), float(mlon)
+
+
 @dataclasses.dataclass
 class Normaliser:
     """Min-max scaling of metric coordinates to ``[0, 1]``, fitted on the training split only.

@@ -16,13 +16,12 @@ points in WGS 84 degrees.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -31,10 +30,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from shapely.ops import nearest_points
 
+from geolab.geoloc.config import CENTROID_KINDS, check_kind
 from geolab.geoloc.geo import HTRS96_TM, WGS84, Projector
-
-#: The representative points of a cell, in the order of the columns.
-CENTROID_KINDS: tuple[str, ...] = ("centroid", "clipped", "weighted")
 
 #: Columns of a grid, in order (``geometry`` is the square).
 COLUMNS: tuple[str, ...] = (
@@ -46,27 +43,6 @@ COLUMNS: tuple[str, ...] = (
 )
 
 _DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
-
-
-@dataclasses.dataclass
-class GridParams:
-    """The ``geoloc.grid`` keys.
-
-    Attributes:
-        cells: about how many squares cover Croatia's bounding box (see :func:`make_grid`);
-            fewer remain after dropping squares off the land or without training images.
-        centroid: the representative point predictions use by default: ``centroid``,
-            ``clipped`` or ``weighted``.
-    """
-
-    cells: int = 30
-    centroid: Literal["centroid", "clipped", "weighted"] = "weighted"
-
-    def validate(self) -> None:
-        """Check the values; a ``ValueError`` names the key."""
-        if self.cells < 1:
-            raise ValueError(f"cells: must be >= 1, got {self.cells}")
-        _check_kind(self.centroid, "centroid")
 
 
 def grid_shape(bounds: tuple[float, float, float, float], cells: int) -> tuple[int, int, float]:
@@ -242,16 +218,9 @@ def centroids(grid: gpd.GeoDataFrame, kind: str = "weighted") -> np.ndarray:
     Raises:
         ValueError: an unknown kind (lists the valid ones).
     """
-    _check_kind(kind, "kind")
+    check_kind(kind, "kind")
     ordered = grid.sort_values("cell_id")
     return ordered[[f"{kind}_x", f"{kind}_y"]].to_numpy(dtype=float)
-
-
-def _check_kind(kind: str, key: str) -> None:
-    if kind not in CENTROID_KINDS:
-        raise ValueError(
-            f"{key}: unknown centroid kind {kind!r}; valid: {', '.join(CENTROID_KINDS)}"
-        )
 
 
 def _as_xy(xy: Any, name: str) -> np.ndarray:

@@ -24,6 +24,13 @@ one core):
   north-east: flat horizon, green and yellow fields) and forest (in between, e.g. Gorski kotar
   and the centre: dark green rolling hills). A relief amplitude (:func:`relief`) follows the
   same fields and a large-scale noise of the position.
+* **Climate tint.** Two smooth fields of position (:func:`climate`) tint the vegetation and
+  the land: ``dry`` grows from the north (~46.6N) to the south (~42.4N): greens turn to
+  straw (the Mediterranean summer drought) and the land gets a warmer cast; ``soil`` grows
+  from the west (~13.4E) to the east (~19.5E) and shifts the cast towards green-brown. This is
+  a caricature of real climate and soil gradients, and the strongest cue in the sample: it
+  lets a model tell apart places at the same distance from the sea, much as vegetation,
+  soil and light do in real photos, but far more cleanly.
 * **Skyline.** Each column has two layers of hills, at 4 km and 18 km along its azimuth: their
   height is the relief *at that horizon point* times a fractal value noise of the point's
   position (one fixed world seed), so nearby places see similar skylines, looking at the sea
@@ -341,6 +348,45 @@ def relief(lat: Any, lon: Any, coast_km: Any) -> np.ndarray:
     return ((0.06 + (1 - flat) * ridge) * wobble).astype(np.float32)
 
 
+def climate(lat: Any, lon: Any) -> np.ndarray:
+    """The ``dry`` (north -> south) and ``soil`` (west -> east) tints in [0, 1].
+
+    Args:
+        lat: latitudes, degrees.
+        lon: longitudes, degrees (same shape).
+
+    Returns:
+        ``(2, *shape)`` float32: ``dry`` is 0 at 46.6N and 1 at 42.4N, ``soil`` 0 at 13.4E and
+        1 at 19.5E, both linear in between with a slow wobble of a few percent.
+    """
+    lat, lon = np.asarray(lat, dtype=np.float32), np.asarray(lon, dtype=np.float32)
+    x, y = _world_km(lat, lon)
+    wobble = 0.04 * (_fbm(x, y, (120.0,), WORLD_SEED + 21) - 0.5)
+    dry = np.clip((46.6 - lat) / 4.2 + wobble, 0.0, 1.0)
+    soil = np.clip((lon - 13.4) / 6.1 - wobble, 0.0, 1.0)
+    return np.stack([dry, soil]).astype(np.float32)
+
+
+#: Dry vegetation colour that greens are pulled towards in the south.
+_STRAW = np.array([186, 160, 80], dtype=np.float32)
+#: How strongly greens turn to straw at ``dry`` = 1.
+_DRY_PULL = 0.5
+#: Per-channel colour cast of the land at ``dry`` and ``soil`` = 1 (relative to 0.5).
+_CAST = 0.5
+
+
+def _tint(colour: np.ndarray, dry: float, soil: float) -> np.ndarray:
+    """Climate tint of land colours ``(..., 3)``: greens to straw by ``dry``, then a cast.
+
+    The cast is warmer (more red, less blue) where it is dry and greener-earthier to the east
+    (``soil``); it multiplies all land colours alike, so a model reads it from colour ratios.
+    """
+    green = np.clip((colour[..., 1:2] - colour[..., 0:1]) / 40.0, 0.0, 1.0)  # how green it is
+    out = colour + green * _DRY_PULL * dry * (_STRAW - colour)
+    d, s = dry - 0.5, soil - 0.5
+    return out * np.array([1 + _CAST * d, 1 + _CAST * s, 1 - _CAST * d], dtype=np.float32)
+
+
 # ------------------------------------------------------------------------------------ scene
 
 
@@ -413,7 +459,8 @@ def scene(lat: float, lon: float, geo: Geography, size: int = 64) -> dict[str, A
         horizon that the sea covers; ``far``, ``near`` ``(4, size)`` skyline heights above the
         horizon as fractions of the image height; ``far_weights``, ``near_weights``
         ``(3, 4, size)`` region weights at the horizon points; ``weights`` ``(3,)`` region
-        weights at the place (karst, forest, plains); ``coast_km`` distance to the sea.
+        weights at the place (karst, forest, plains); ``coast_km`` distance to the sea;
+        ``climate`` ``(2,)`` the place's ``dry`` and ``soil`` tints (:func:`climate`).
     """
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise ValueError(f"position must be finite, got lat={lat}, lon={lon}")
@@ -434,6 +481,7 @@ def scene(lat: float, lon: float, geo: Geography, size: int = 64) -> dict[str, A
         "near_weights": near_w,
         "weights": region_weights(lat, coast),
         "coast_km": float(coast),
+        "climate": climate(lat, lon),
     }
 
 
@@ -466,7 +514,7 @@ class _Photo:
         if overcast:
             grey = rng.uniform(150, 200)
             top, low = np.full(3, grey) + rng.normal(0, 4, 3), np.full(3, grey + 25.0)
-        warmth = rng.normal(0, 0.04)
+        warmth = rng.normal(0, 0.015)
         light = rng.uniform(0.85, 1.1) * np.array([1 + warmth, 1.0, 1 - warmth])
         return cls(
             pitch=float(rng.uniform(-0.04, 0.04)), sun_az=float(rng.uniform(0, 360)),
@@ -509,13 +557,14 @@ def _render(
     img = _sky(sc["azimuth"], rows, horizon, f, photo)
     for layer, haze, palette in (("far", 0.5, _FAR_HILLS), ("near", 0.15, _NEAR_HILLS)):
         colour = np.einsum("kvs,kc->vsc", sc[f"{layer}_weights"], palette)
+        colour = _tint(colour, *sc["climate"])
         colour = colour * (1 - haze) + photo.sky_low * haze
         top = horizon - sc[layer][:, None, :] * size
         shade = 1.0 - 0.25 * np.clip((rows - top) / (0.25 * size), 0, 1)
         mask = rows >= top
         img = np.where(mask[..., None], colour[:, None, :, :] * shade[..., None], img)
     depth, lateral = _ground_coords(rows, size, horizon, f)
-    ground = _ground(sc["weights"], depth, lateral, photo.ground_offset)
+    ground = _tint(_ground(sc["weights"], depth, lateral, photo.ground_offset), *sc["climate"])
     depth, lateral = depth + photo.ground_offset[:, 0, None, None], lateral
     sea_bottom = horizon + sc["sea_share"][:, None, :] * (size - horizon)
     below = rows >= horizon
