@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ner": ("geolab.ner.cli:main", "mountain names in text: `geolab ner predict TEXT`"),
     "seg": ("geolab.seg.cli:main", "segment an aerial image: `geolab seg predict IMG --out MASK`"),
     "match": ("geolab.match.cli:main", "match two images: `geolab match pair A B --out PNG`"),
+    "geoloc": (
+        "geolab.geoloc.cli:main",
+        "locate 4-view photos: `geolab geoloc predict DIR --out CSV`",
+    ),
 }
 
 
