@@ -34,6 +34,7 @@ def main() -> None:
         args.train_live,
         [["train/loss", "train/ce"], ["val/mean_km", "val/km/regression"]],
         "geoloc training",
+        minimize=("km",),
     )
     fig.savefig(Path(args.out) / "training_curves.png", dpi=110)
     plt.close(fig)

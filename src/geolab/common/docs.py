@@ -25,6 +25,7 @@ from geolab.common.io import atomic_open
 REPORTS: dict[str, str] = {
     "docs/seg/baseline-performance.md": "geolab.seg.report:blocks",
     "docs/match.md": "geolab.match.report:blocks",
+    "docs/geoloc.md": "geolab.geoloc.report:blocks",
 }
 
 _BLOCK = re.compile(

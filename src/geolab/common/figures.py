@@ -39,11 +39,15 @@ def read_series(live_dir: str | Path, metric: str) -> tuple[list[int], list[floa
 
 
 def training_curves(
-    live_dir: str | Path, panels: Sequence[Sequence[str]], title: str = ""
+    live_dir: str | Path,
+    panels: Sequence[Sequence[str]],
+    title: str = "",
+    minimize: Sequence[str] = (),
 ) -> plt.Figure:
     """One panel per group of metrics against epoch, e.g. ``[["train/loss", "val/loss"]]``.
 
-    The best value of a ``val/`` metric that is not a loss is marked.
+    The best value of a ``val/`` metric that is not a loss is marked: the highest, or the
+    lowest for a metric whose name contains one of ``minimize`` (e.g. ``("km",)``).
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, metrics in zip(axes[0], panels, strict=True):
@@ -52,7 +56,8 @@ def training_curves(
             epochs = [s + 1 for s in steps]
             ax.plot(epochs, values, marker="o", ms=3, label=metric)
             if metric.startswith("val/") and not metric.endswith("loss") and values:
-                best = max(range(len(values)), key=values.__getitem__)
+                pick = min if any(m in metric for m in minimize) else max
+                best = pick(range(len(values)), key=values.__getitem__)
                 ax.annotate(
                     f"best {values[best]:.3f}",
                     (epochs[best], values[best]),

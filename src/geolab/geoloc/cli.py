@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from geolab.geoloc.dataset import read_dataset
+    from geolab.geoloc.dataset import read_dataset, read_uuids
     from geolab.geoloc.predict import Geolocator, write_submission
 
     device = args.device
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         item["uuid"] for reason in ("outside_bbox", "missing_images", "corrupt_images")
         for item in report[reason]
     ]  # fmt: skip
-    order = [r.uuid for r in records] + skipped
-    order = _file_order(args.folder / "data.csv", order)
+    order = read_uuids(args.folder)
     fill = np.asarray(geo.extra.get("train_mean", [np.nan, np.nan]), dtype=float)
     rows = np.array([found.get(u, fill) for u in order])
     write_submission(args.out, order, rows)
@@ -73,13 +72,3 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1 if args.strict else 0
     return 0
-
-
-def _file_order(csv_path: Path, uuids: list[str]) -> list[str]:
-    """``uuids`` in the order of their rows in ``data.csv``."""
-    import csv
-
-    with csv_path.open(encoding="utf-8", newline="") as fh:
-        rows = [row.get("uuid", "") for row in csv.DictReader(fh)]
-    rank = {u: i for i, u in enumerate(rows)}
-    return sorted(uuids, key=lambda u: rank.get(u, len(rank)))

@@ -122,6 +122,12 @@ def read_dataset(
     return records, report
 
 
+def read_uuids(root: str | Path) -> list[str]:
+    """The uuids of ``data.csv`` in file order, read as :func:`read_dataset` reads them."""
+    _, rows = _read_csv(Path(root) / DATA_CSV)
+    return [(row.get("uuid") or "").strip() for _, row in rows]
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and ``(line number, row)`` pairs (line 1 is the header)."""
     if not path.is_file():

@@ -112,7 +112,7 @@ def histogram_figure(errors: dict[str, np.ndarray], bins: int = 30) -> Figure:
     """Histograms of the km errors of the model and the baselines (shared bins)."""
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
-    top = max(float(np.max(v)) for v in errors.values())
+    top = max(1.0, max(float(np.max(v)) for v in errors.values()))
     edges = np.linspace(0, top, bins + 1)
     for name, km in errors.items():
         ax.hist(km, bins=edges, histtype="step", linewidth=1.6,
@@ -139,7 +139,8 @@ def run_evaluation(
 
     Writes into ``out_dir``: ``metrics.json`` (``test``: the chosen predictor's metrics, its
     cell accuracy and ratio to the train-mean baseline; ``val``: the same on validation;
-    ``baselines``; ``predictors``: every predictor on both splits), ``predictions.csv`` (test
+    ``baselines``; ``predictors``: every predictor on both splits), ``report.json`` (the
+    chosen predictor's name), ``predictions.csv`` (test
     places: true and predicted position, error), ``map.png`` and ``errors.png``.
 
     Returns:
@@ -182,6 +183,7 @@ def run_evaluation(
     ref = metrics["baselines"]["train_mean"]["test"]["mean_km"]
     metrics["test"]["ratio_to_train_mean"] = metrics["test"]["mean_km"] / ref
     write_json(out / "metrics.json", metrics)
+    write_json(out / "report.json", {"predictor": geo.predictor, "image_size": geo.image_size})
     test = splits["test"]
     true = np.stack([test.lat, test.lon], 1)
     chosen = preds["test"][geo.predictor]

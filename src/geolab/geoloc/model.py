@@ -93,6 +93,11 @@ def _torchvision_backbone(name: str, weights: str) -> tuple[nn.Module, int]:
             "(see torchvision.models.list_models())"
         )
     model = torchvision.models.get_model(name, weights="DEFAULT" if weights == "online" else None)
+    if getattr(model, "aux_logits", False):  # googlenet, inception_v3: keep the main output only
+        model.aux_logits = False
+        for aux in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, aux):
+                setattr(model, aux, None)
     for attr in ("fc", "classifier", "head", "heads"):
         head = getattr(model, attr, None)
         if head is None:

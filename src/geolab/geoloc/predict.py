@@ -61,7 +61,7 @@ class Geolocator:
         """
         model, blob = load_checkpoint(path, MODELS.build, device)
         extra = blob["extra"]
-        if "points" not in extra or "normaliser" not in extra:
+        if not {"points", "normaliser", "centroid", "image_size"} <= set(extra):
             raise ValueError(f"{path}: not a geoloc checkpoint (no cell points or normaliser)")
         points = {k: np.asarray(v, dtype=float) for k, v in extra["points"].items()}
         decoder = Decoder(points, Normaliser.from_dict(extra["normaliser"]), extra["centroid"])

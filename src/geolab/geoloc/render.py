@@ -53,11 +53,13 @@ Files: :func:`write_sample` writes the competition layout read by
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import functools
 import logging
 import math
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -273,12 +275,13 @@ def _smoothstep(t: Any) -> np.ndarray:
 
 def _hash01(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """A uniform number in [0, 1) per integer lattice point (a 64-bit integer mix)."""
-    h = ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-    h ^= np.uint64((salt * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF)
-    h ^= h >> np.uint64(29)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(32)
+    with np.errstate(over="ignore"):  # wrap-around multiplication is the point
+        h = ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+        h ^= np.uint64((salt * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF)
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
     return (h >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
 
 
@@ -680,6 +683,7 @@ def write_sample(
     size: int,
     boundary_path: str | Path,
     neighbours_dir: str | Path,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Render ``n`` places in the competition layout (synthetic; see the module docstring).
 
@@ -696,6 +700,8 @@ def write_sample(
         size: side of each view in pixels.
         boundary_path: Croatia's GeoJSON.
         neighbours_dir: the neighbours' GeoJSON folder.
+        workers: processes rendering in parallel (default: one per CPU core, at most 4; one
+            for small samples). The output does not depend on it.
 
     Returns:
         ``locations``, ``images``, ``size``, ``seed``, ``views_with_sea`` (views that show
@@ -710,16 +716,33 @@ def write_sample(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    workers = _workers(n, workers)
     try:
         tmp.chmod(0o777 & ~_umask())
+        job = functools.partial(_render_chunk, str(tmp), seed, size, str(boundary_path),
+                                str(neighbours_dir))  # fmt: skip
+        chunks = [
+            [(i, float(lat[i]), float(lon[i])) for i in range(k, min(n, k + _CHUNK))]
+            for k in range(0, n, _CHUNK)
+        ]
+        bar = tqdm(total=n, desc="render geoloc sample", unit="place", disable=None)
+        if workers == 1:
+            results = (job(c) for c in chunks)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
+            results = pool.map(job, chunks)
         rows, with_sea, weights = [], 0, np.zeros(3)
-        for i in tqdm(range(n), desc="render geoloc sample", unit="place", disable=None):
-            name = str(uuid.uuid5(SAMPLE_NAMESPACE, f"{seed}/{i}"))
-            views, sc = _render(lat[i], lon[i], np.random.default_rng([seed, i]), size, geo)
-            _save_views(tmp / IMAGES / name, views)
-            with_sea += int((sc["sea_share"] > 0.01).any(-1).sum())
-            weights += sc["weights"]
-            rows.append((name, f"{lat[i]:.7f}", f"{lon[i]:.7f}"))
+        try:
+            for part_rows, part_sea, part_weights in results:
+                rows += part_rows
+                with_sea += part_sea
+                weights += part_weights
+                bar.update(len(part_rows))
+        finally:
+            bar.close()
+            if workers > 1:
+                pool.shutdown(cancel_futures=True)
         _write_csv(tmp / DATA_CSV, rows)
         _replace_dir(tmp, out)
     except BaseException:
@@ -733,6 +756,37 @@ def write_sample(
     log.info("rendered %d synthetic places (%d views with sea) into %s in %.1f s",
              n, with_sea, out, seconds)  # fmt: skip
     return stats
+
+
+#: Places per task of a rendering process.
+_CHUNK = 100
+
+
+def _workers(n: int, workers: int | None) -> int:
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        return workers
+    if n < 4 * _CHUNK:
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))  # fmt: skip
+
+
+def _render_chunk(
+    tmp: str, seed: int, size: int, boundary_path: str, neighbours_dir: str, chunk: list
+) -> tuple[list[tuple[str, str, str]], int, np.ndarray]:
+    """Render and save places ``[(i, lat, lon), ...]``; their rows, sea views and weights."""
+    geo = load_geography(boundary_path, neighbours_dir)
+    rows, with_sea, weights = [], 0, np.zeros(3)
+    for i, lat, lon in chunk:
+        name = str(uuid.uuid5(SAMPLE_NAMESPACE, f"{seed}/{i}"))
+        views, sc = _render(lat, lon, np.random.default_rng([seed, i]), size, geo)
+        _save_views(Path(tmp) / IMAGES / name, views)
+        with_sea += int((sc["sea_share"] > 0.01).any(-1).sum())
+        weights += sc["weights"]
+        rows.append((name, f"{lat:.7f}", f"{lon:.7f}"))
+    return rows, with_sea, weights
 
 
 def _umask() -> int:
