@@ -1,29 +1,7 @@
 """Stage cls_train: train the patch classifier; dvclive logs loss and accuracy per epoch."""
 
 from geolab.cls.train import train
-from geolab.common.stage import parser, start, train_with_live
-
-
-def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--patches", required=True)
-    p.add_argument("--model", required=True, help="checkpoint to write")
-    p.add_argument("--live", required=True, help="dvclive directory")
-    args = p.parse_args()
-    ctx = start("cls", args.params)
-    train_with_live(
-        args.live,
-        lambda live: train(
-            ctx.params,
-            args.patches,
-            args.model,
-            ctx.device,
-            live=live,
-            seed=ctx.base.seed,
-            resolved=ctx.resolved,
-        ),
-    )
-
+from geolab.common.stage import train_stage
 
 if __name__ == "__main__":
-    main()
+    train_stage(__doc__, "cls", [("patches", "cls_prepare's .npz")], train)

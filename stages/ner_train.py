@@ -2,32 +2,14 @@
 
 from pathlib import Path
 
-from geolab.common.stage import parser, start, train_with_live
+from geolab.common.stage import train_stage
 from geolab.ner.dataset import read_jsonl
 from geolab.ner.train import train
 
 
-def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--data", required=True, type=Path, help="dataset .jsonl")
-    p.add_argument("--model", required=True, type=Path, help="model directory to write")
-    p.add_argument("--live", required=True, help="dvclive directory")
-    args = p.parse_args()
-    ctx = start("ner", args.params)
-    sentences = read_jsonl(args.data)
-    train_with_live(
-        args.live,
-        lambda live: train(
-            ctx.params,
-            sentences,
-            args.model,
-            ctx.device,
-            live=live,
-            seed=ctx.base.seed,
-            resolved=ctx.resolved,
-        ),
-    )
+def _sentences(data: str) -> list:
+    return read_jsonl(Path(data))
 
 
 if __name__ == "__main__":
-    main()
+    train_stage(__doc__, "ner", [("data", "dataset .jsonl")], train, load=_sentences)

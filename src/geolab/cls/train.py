@@ -15,8 +15,8 @@ from geolab.cls.data import CLASSES, PatchDataset
 from geolab.cls.models import MODELS
 from geolab.common.io import load_split
 from geolab.common.params import to_dict
-from geolab.common.runtime import worker_seed
 from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit
+from geolab.common.train import train_loader as make_train_loader
 
 
 def make_step(label_smoothing: float) -> Any:
@@ -75,14 +75,8 @@ def train(
     """
     x_tr, y_tr = load_split(patches, "train")
     x_va, y_va = load_split(patches, "val")
-    gen = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
-        PatchDataset(x_tr, y_tr, augment=True),
-        batch_size=params.batch_size,
-        shuffle=True,
-        generator=gen,
-        worker_init_fn=worker_seed,
-        drop_last=len(y_tr) > params.batch_size,
+    train_loader = make_train_loader(
+        PatchDataset(x_tr, y_tr, augment=True), params.batch_size, seed
     )
     val_loader = DataLoader(PatchDataset(x_va, y_va), batch_size=256)
     kwargs = {"num_classes": len(CLASSES), **params.model_kwargs}

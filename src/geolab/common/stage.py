@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,52 @@ def start(section: str, params_path: str | Path) -> StageContext:
     device = setup(base)
     resolved = {"base": to_dict(base), section: to_dict(params[section])}
     return StageContext(base, params[section], device, resolved)
+
+
+def train_stage(
+    description: str,
+    section: str,
+    inputs: Sequence[tuple[str, str]],
+    train: Callable[..., Any],
+    load: Callable[..., Any] | None = None,
+) -> Any:
+    """The whole of a ``<study>_train`` stage script.
+
+    Parses ``--<input> ...`` for every ``(name, help)`` of ``inputs``, plus ``--model`` and
+    ``--live``; starts the stage; then calls ``train(params, *inputs, model, device, live=...,
+    seed=base.seed, resolved=...)`` inside the stage's dvclive logger.
+
+    Args:
+        description: the script's docstring (its ``--help``).
+        section: the study's params section.
+        inputs: the input options, in the order ``train`` takes them.
+        train: the study's ``train`` function.
+        load: turns each input path into what ``train`` takes (default: the path itself).
+
+    Returns:
+        What ``train`` returned (its ``FitResult``).
+    """
+    p = parser(description)
+    for name, help_ in inputs:
+        p.add_argument(f"--{name}", required=True, help=help_)
+    p.add_argument("--model", required=True, help="checkpoint to write")
+    p.add_argument("--live", required=True, help="dvclive directory")
+    args = p.parse_args()
+    ctx = start(section, args.params)
+    paths = [getattr(args, name.replace("-", "_")) for name, _ in inputs]
+    values = [load(path) for path in paths] if load is not None else paths
+    return train_with_live(
+        args.live,
+        lambda live: train(
+            ctx.params,
+            *values,
+            args.model,
+            ctx.device,
+            live=live,
+            seed=ctx.base.seed,
+            resolved=ctx.resolved,
+        ),
+    )
 
 
 def train_with_live(live_dir: str | Path, run: Callable[[Any], Any]) -> Any:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from geolab.common.io import atomic_save_torch
@@ -148,6 +149,25 @@ def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> 
     if isinstance(batch, list | tuple):
         return type(batch)(to_device(v, device, channels_last) for v in batch)
     return batch
+
+
+def train_loader(dataset: Any, batch_size: int, seed: int, **kwargs: Any) -> DataLoader:
+    """The shuffled training loader every study uses: seeded order, seeded workers.
+
+    The last incomplete batch is dropped when there is more than one batch (a batch of one
+    breaks batch norm). ``kwargs`` go to :class:`~torch.utils.data.DataLoader`.
+    """
+    from geolab.common.runtime import worker_seed
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=worker_seed,
+        drop_last=len(dataset) > batch_size,
+        **kwargs,
+    )
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from geolab.common.io import atomic_save_torch, read_json
 from geolab.common.params import to_dict
-from geolab.common.runtime import worker_seed
-from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit
+from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit, train_loader
 from geolab.geoloc.dataset import Record, load_views, read_dataset
 from geolab.geoloc.geo import Normaliser, Projector, haversine_km, mean_position
 from geolab.geoloc.grid import CENTROID_KINDS, centroids, load_grid
@@ -300,13 +299,8 @@ def train(
     va = load_places(dataset, labels, "val", params.image_size)
     log.info("geoloc: %d train / %d val places, %d cells", len(tr), len(va), len(grid))
     targets = soft_targets(tr.lat, tr.lon, tr.cell, points_ll, params.label_smoothing_km)
-    loader = DataLoader(
-        ViewsDataset(tr.views, targets, tr.uv, params.jitter),
-        batch_size=params.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=worker_seed,
-        drop_last=len(tr) > params.batch_size,
+    loader = train_loader(
+        ViewsDataset(tr.views, targets, tr.uv, params.jitter), params.batch_size, seed
     )
     kwargs = {"num_cells": len(grid), **model_kwargs(params)}
     model = GeolocNet(**kwargs)

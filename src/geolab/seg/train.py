@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from geolab.common.io import load_split
 from geolab.common.metrics import confusion_matrix, scores_from_confusion
 from geolab.common.params import to_dict
-from geolab.common.runtime import worker_seed
 from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit, to_device
+from geolab.common.train import train_loader as make_train_loader
 from geolab.seg.config import SegParams
 from geolab.seg.data import CLASSES, IGNORE, class_frequencies
 from geolab.seg.models import MODELS
@@ -172,14 +172,10 @@ def train(
     x_tr, y_tr = load_split(patches, "train")
     x_va, y_va = load_split(patches, "val")
     mean, std = normalisation(params.model)
-    gen = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
+    train_loader = make_train_loader(
         PatchDataset(x_tr, y_tr, augment=True, jitter=params.jitter, mean=mean, std=std),
-        batch_size=params.batch_size,
-        shuffle=True,
-        generator=gen,
-        worker_init_fn=worker_seed,
-        drop_last=len(y_tr) > params.batch_size,
+        params.batch_size,
+        seed,
     )
     val_loader = DataLoader(
         PatchDataset(x_va, y_va, mean=mean, std=std), batch_size=params.batch_size
