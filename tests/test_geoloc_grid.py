@@ -11,6 +11,7 @@ import shapely
 from matplotlib.figure import Figure
 
 from geolab.common.params import ParamsError, from_dict
+from geolab.geoloc.config import GridParams
 from geolab.geoloc.geo import (
     EARTH_RADIUS_KM,
     Normaliser,
@@ -21,7 +22,6 @@ from geolab.geoloc.geo import (
 from geolab.geoloc.grid import (
     CENTROID_KINDS,
     COLUMNS,
-    GridParams,
     assign_cells,
     centroids,
     grid_figure,
