@@ -36,6 +36,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "bf16 only (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["bf16"]},
     "bf16, 1024 kp, 512 px": {"max_keypoints": 1024, "speed": ["bf16"]},
     "384 px, 1024 kp, float32": {"max_keypoints": 1024, "resize": 384},
+    "+ ONNX Runtime DISK (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["onnx"]},
+    "384 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 384, "speed": ["onnx"]},
 }
 
 

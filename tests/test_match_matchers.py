@@ -254,3 +254,28 @@ def test_speed_options_keep_matching_and_reject_unknown_names():
     assert any("quantized" in type(m).__module__ for m in glue.modules())
     with pytest.raises(ValueError, match="unknown speed options"):
         M.build_matcher("disk_lightglue", speed=["turbo"])
+
+
+def test_onnx_runtime_disk_matches_like_torch():
+    import kornia.feature as KF
+
+    img = cv2.imread("data/sentinel2/T36UYA/T36UYA_20160621T084012_TCI.jpg", cv2.IMREAD_GRAYSCALE)[
+        :192, :192
+    ]
+    shifted = np.ascontiguousarray(img[4:, 7:])
+    plain = M.build_matcher("disk_lightglue", max_keypoints=256, device="cpu")
+    onnx = M.build_matcher("disk_lightglue", max_keypoints=256, speed=["onnx"], device="cpu")
+    disk = onnx.models[0]
+    assert isinstance(disk.unet, M.OnnxRuntimeModule) and isinstance(disk, KF.DISK)
+    # the exported network computes what torch computes, at a size other than the export's
+    x = torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        ref = plain.models[0].unet(x)
+    got = disk.unet(x)
+    assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-2)
+    out = onnx(img, shifted)
+    assert len(out["kpts0"]) > 50
+    d = out["kpts0"] - out["kpts1"]
+    assert np.median(np.abs(d - [7, 4]), axis=0).max() < 1.0  # the known shift
+    with pytest.raises(ValueError, match="DISK on the CPU only"):
+        _ = M.build_matcher("aliked_lightglue", speed=["onnx"], device="cpu").models

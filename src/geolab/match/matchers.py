@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import io
 import logging
 import re
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,7 +66,7 @@ _SUPERPOINT_LICENCE = (
 
 
 #: Optimisations the LightGlue matchers accept in ``speed`` (see ``_cached_models``).
-SPEEDUPS = {"channels_last", "int8", "bf16"}
+SPEEDUPS = {"channels_last", "int8", "bf16", "onnx"}
 
 
 class MatcherUnavailable(RuntimeError):
@@ -282,6 +284,41 @@ def _quantize_lightglue(glue: nn.Module) -> nn.Module:
     return torch.ao.quantization.quantize_dynamic(glue, spec, dtype=torch.qint8)
 
 
+class OnnxRuntimeModule(nn.Module):
+    """A module exported to ONNX (in memory) and run by ONNX Runtime on the CPU.
+
+    The export has dynamic height and width, so any image size runs through one session. The
+    session uses as many threads as torch (``torch.get_num_threads()``).
+
+    Args:
+        module: a module mapping one ``(N, C, H, W)`` float tensor to one tensor.
+        example: an input of the right channels (its size does not matter).
+    """
+
+    def __init__(self, module: nn.Module, example: torch.Tensor) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        blob = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(), example, blob, input_names=["x"], output_names=["y"],
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+                opset_version=17, dynamo=False,
+            )  # fmt: skip
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            blob.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        array = x.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"x": array})[0])
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_models(
     features: str,
@@ -295,6 +332,7 @@ def _cached_models(
 
     ``speed`` names optimisations: ``channels_last`` (extractor convolutions in channels-last
     memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only);
+    ``onnx`` (DISK's network exported to ONNX and run by ONNX Runtime; CPU and DISK only);
     ``bf16`` (bfloat16 autocast of the extractor) acts at call time.
     """
     extractor = _build_extractor(features, max_keypoints, **dict(extractor_conf)).to(device)
@@ -306,6 +344,10 @@ def _cached_models(
         if device != "cpu":
             raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
         glue = _quantize_lightglue(glue)
+    if "onnx" in speed:
+        if device != "cpu" or features != "disk":
+            raise ValueError("onnx (ONNX Runtime) is implemented for DISK on the CPU only")
+        extractor.unet = OnnxRuntimeModule(extractor.unet, torch.rand(1, 3, 64, 64))
     log.info("built %s + LightGlue on %s (%s)", features, device, ", ".join(speed) or "plain")
     return extractor, glue
 
