@@ -38,6 +38,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "384 px, 1024 kp, float32": {"max_keypoints": 1024, "resize": 384},
     "+ ONNX Runtime DISK (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["onnx"]},
     "384 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 384, "speed": ["onnx"]},
+    "320 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 320, "speed": ["onnx"]},
 }
 
 
