@@ -157,8 +157,10 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     geo = Geolocator.load(model_path, device)
     labels = read_json(Path(grid_dir) / "labels.json")
-    splits = {s: load_places(dataset, labels, s, geo.image_size) for s in ("val", "test")}
     records, _ = read_dataset(dataset, check_images=False)
+    splits = {
+        s: load_places(dataset, labels, s, geo.image_size, records=records) for s in ("val", "test")
+    }
     by_id = {r.uuid: r for r in records}
     train_ids = sorted(u for u, p in labels["places"].items() if p["split"] == "train")
     train_ll = np.array([[by_id[u].lat, by_id[u].lon] for u in train_ids])

@@ -77,6 +77,7 @@ def load_places(
     size: int,
     frac: float = 1.0,
     seed: int = 0,
+    records: list[Record] | None = None,
 ) -> Places:
     """Load one split of the geoloc_fetch dataset with its geoloc_grid labels.
 
@@ -87,11 +88,14 @@ def load_places(
         size: side of the views in pixels.
         frac: keep this share of the split's places (drawn with ``seed``; ``dataset_frac``).
         seed: the draw's seed.
+        records: the dataset's records when the caller has read them already (loading
+            several splits reads ``data.csv`` once); default: read from ``dataset``.
 
     Raises:
         ValueError: the split is empty, or the dataset and the labels disagree (names both).
     """
-    records, _ = read_dataset(dataset, check_images=False)
+    if records is None:
+        records, _ = read_dataset(dataset, check_images=False)
     by_id = {r.uuid: r for r in records}
     places = labels["places"]
     ids = sorted(u for u, p in places.items() if p["split"] == split)
@@ -295,8 +299,10 @@ def train(
     if list(ordered["cell_id"]) != list(range(len(grid))):
         raise ValueError(f"{grid_dir / 'grid.gpkg'}: cell ids must be 0..K-1")
     points_ll = ordered[[f"{kind}_lat", f"{kind}_lon"]].to_numpy(dtype=float)
-    tr = load_places(dataset, labels, "train", params.image_size, params.dataset_frac, seed)
-    va = load_places(dataset, labels, "val", params.image_size)
+    records, _ = read_dataset(dataset, check_images=False)
+    size = params.image_size
+    tr = load_places(dataset, labels, "train", size, params.dataset_frac, seed, records)
+    va = load_places(dataset, labels, "val", size, records=records)
     log.info("geoloc: %d train / %d val places, %d cells", len(tr), len(va), len(grid))
     targets = soft_targets(tr.lat, tr.lon, tr.cell, points_ll, params.label_smoothing_km)
     loader = train_loader(
