@@ -44,10 +44,10 @@ def _tokens(loader: DataLoader) -> int:
     return sum(int(b["attention_mask"].sum()) for b in loader)
 
 
-def bare(model_name: str, loader: DataLoader) -> float:
+def bare(model_name: str, loader: DataLoader, case: bool) -> float:
     """Sub-word tokens/s of a plain forward+backward+AdamW loop."""
     torch.manual_seed(0)
-    model, _ = load_pretrained(model_name)
+    model, _ = load_pretrained(model_name, case)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     step = make_step(0.0)
@@ -60,10 +60,10 @@ def bare(model_name: str, loader: DataLoader) -> float:
     return _tokens(loader) / (time.perf_counter() - start)
 
 
-def geolab_loop(model_name: str, loader: DataLoader) -> float:
+def geolab_loop(model_name: str, loader: DataLoader, case: bool) -> float:
     """Sub-word tokens/s of ``geolab.common.train.fit`` for one epoch."""
     torch.manual_seed(0)
-    model, _ = load_pretrained(model_name)
+    model, _ = load_pretrained(model_name, case)
     cfg = TrainConfig(epochs=1, lr=1e-4, monitor="train/loss", grad_clip=1.0)  # resume state on
     with tempfile.TemporaryDirectory() as tmp:
         spec = CheckpointSpec(Path(tmp) / "m.pt", "hf_token_classifier", {})
@@ -72,9 +72,9 @@ def geolab_loop(model_name: str, loader: DataLoader) -> float:
         return _tokens(loader) / (time.perf_counter() - start)
 
 
-def predict_speed(model_name: str) -> dict[str, float]:
+def predict_speed(model_name: str, case: bool) -> dict[str, float]:
     """Latency on a 100-word paragraph, throughput on 1,000 sentences (untrained head)."""
-    model, tokenizer = load_pretrained(model_name)
+    model, tokenizer = load_pretrained(model_name, case)
     tagger = Tagger(model.eval(), tokenizer)
     paragraph = " ".join((["Mount", "Etna"] + WORDS) * 7)[:]
     paragraph = " ".join(paragraph.split()[:100])
@@ -101,6 +101,12 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=1024)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--no-case-features",
+        dest="case",
+        action="store_false",
+        help="benchmark the plain model (default: with ner.case_features, as params.yaml)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     _, tokenizer = load_pretrained(args.model)
@@ -110,14 +116,20 @@ def main() -> None:
     loader = list(loader)  # the same encoded batches for both loops
     runs: dict[str, list[float]] = {"bare": [], "geolab": []}
     for _ in range(args.reps):
-        runs["bare"].append(bare(args.model, loader))
-        runs["geolab"].append(geolab_loop(args.model, loader))
+        runs["bare"].append(bare(args.model, loader, args.case))
+        runs["geolab"].append(geolab_loop(args.model, loader, args.case))
     results = {f"train_{k}_tokens_per_s": statistics.median(v) for k, v in runs.items()}
     results["train_ratio"] = (
         results["train_geolab_tokens_per_s"] / results["train_bare_tokens_per_s"]
     )
-    results.update(predict_speed(args.model))
-    results.update(runs=runs, model=args.model, threads=args.threads, torch=torch.__version__)
+    results.update(predict_speed(args.model, args.case))
+    results.update(
+        runs=runs,
+        model=args.model,
+        case_features=args.case,
+        threads=args.threads,
+        torch=torch.__version__,
+    )
     write_json(args.out, results)
     print(json.dumps(results, indent=2))
 

@@ -17,7 +17,7 @@ from geolab.ner.dataset import (
     tokenize,
     write_jsonl,
 )
-from geolab.ner.model import encode, resolve_model
+from geolab.ner.model import CaseAware, encode, model_inputs, resolve_model, word_shape
 from geolab.ner.predict import Tagger, _groups
 from geolab.ner.train import split_dataset
 
@@ -145,6 +145,32 @@ def test_encode_labels_first_subtoken_only(tiny_model_dir):
         assert torch.equal(labelled, idx >= 0)
         assert idx[idx >= 0].tolist() == list(range(len(sent)))
     assert enc["labels"][0][enc["word_index"][0] >= 0].tolist() == [1, 2, 0]
+
+
+def test_word_shapes():
+    shapes = [word_shape(w) for w in ["rainier", "Rainier", "USA", "K2", "iPhone", "1,200", "É"]]
+    assert shapes == [1, 2, 3, 2, 4, 4, 2]
+
+
+def test_case_aware_starts_as_the_base_model_and_sees_case(tiny_model_dir):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForTokenClassification.from_pretrained(tiny_model_dir).eval()
+    model = CaseAware(base).eval()
+    words = [["We", "climbed", "rainier"], ["We", "climbed", "Rainier"]]
+    enc = encode(tok, words, None, max_length=32)
+    assert torch.equal(enc["input_ids"][0], enc["input_ids"][1])  # uncased: same sub-words
+    assert not torch.equal(enc["case_ids"][0], enc["case_ids"][1])
+    assert "case_ids" not in model_inputs(base, enc) and "case_ids" in model_inputs(model, enc)
+    with torch.no_grad():
+        plain = base(**model_inputs(base, enc)).logits
+        cased = model(**model_inputs(model, enc)).logits
+        assert torch.allclose(plain, cased, atol=1e-6)  # zero-initialised: no change yet
+        model.case_embed.weight.normal_()
+        cased = model(**model_inputs(model, enc)).logits
+    assert not torch.allclose(cased[0], cased[1], atol=1e-4)  # now case changes the output
+    assert torch.allclose(plain[0], plain[1], atol=1e-6)
 
 
 def test_groups_character_offsets():

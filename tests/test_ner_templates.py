@@ -13,10 +13,14 @@ from geolab.ner.dataset import (
     tokenize,
 )
 from geolab.ner.templates import (
+    _LANDFORM_WORDS,
+    DOMAIN_BASES,
     GAZETTEER_KINDS,
     NEGATIVE_KINDS,
+    NO_MOUNTAIN,
     TEMPLATES,
     Entry,
+    faker_pools,
     generate_template_dataset,
     read_gazetteer,
     read_negatives,
@@ -228,19 +232,22 @@ def test_the_never_inside_an_entity(generated):
 
 
 def test_negatives_all_o_and_lookalikes_never_tagged(files, generated):
-    sentences, _ = generated
+    sentences, stats = generated
     gaz = [lower_tokens(e.name) for e in read_gazetteer(files[0])]
     neg = [lower_tokens(e.name) for e in read_negatives(files[1])]
     # "Kenya" inside "Mount Kenya" is part of a mountain; only whole lookalikes must stay O
     inside = {n for n in neg for g in gaz if occurrences(list(g), n)}
     assert inside == {("kenya",)}
+    without_lookalike = 0
     for s in sentences:
         if s.mountain is None:
             assert set(s.tags) == {"O"}, s.text()
-            assert any(occurrences(s.tokens, n) for n in neg), s.text()
+            without_lookalike += not any(occurrences(s.tokens, n) for n in neg)
         for n in set(neg) - inside:
             for i in occurrences(s.tokens, n):
                 assert set(s.tags[i : i + len(n)]) == {"O"}, (n, s.text())
+    # only the domain templates may go without a lookalike
+    assert without_lookalike <= stats["per_template_group"]["domain"]
     texts = " ".join(s.text() for s in sentences)
     assert "Mount Kenya National Park" in texts and "Mont Blanc Street" in texts
 
@@ -259,14 +266,14 @@ def test_no_repetition_before_exhaustion(files, generated):
 def test_templates():
     counts = template_count()
     assert counts["positive"] >= 300
-    assert counts["negative"] >= 50 and counts["general"] >= 50
+    assert counts["negative"] >= 50 and counts["general"] >= 50 and counts["domain"] >= 50
     slot = re.compile(r"\{(\w+)\}")
     for group, templates in TEMPLATES.items():
         for t in templates:
             # the article is the generator's business: never "the {M}" in a template
             assert not re.search(r"\bthe \{(M|Mpos|[PRGS]\d)\}", t, re.I), t
             has_mountain = any(re.fullmatch(r"M|N|Mpos", x) for x in slot.findall(t))
-            assert has_mountain == (group not in ("negative", "general")), t
+            assert has_mountain == (group not in NO_MOUNTAIN), t
     assert all("{S1}" in t or "{M}" in t for t in TEMPLATES["pass"])
 
 
@@ -313,7 +320,7 @@ def test_kind_appropriate(generated):
     own = {"glacier", "pass", "volcano", "plateau", "ridge", "hills", "massif"}
     for s in sentences[::5]:
         kind = "negative" if s.mountain is None else kinds[s.mountain]
-        groups = ["negative", "general"] if s.mountain is None else [*ALLOWED[kind], "any"]
+        groups = list(NO_MOUNTAIN) if s.mountain is None else [*ALLOWED[kind], "any"]
         text = s.text()
         fits = {g for g, r in regexes.items() if r.fullmatch(text)}
         assert fits & set(groups), (kind, text)
@@ -406,3 +413,32 @@ def test_negatives_file():
     assert {e.kind for e in neg} == set(NEGATIVE_KINDS)
     # a Few-NERD mention written as a negative would teach the model the opposite of the test
     assert clashes(neg, fewnerd_mentions()) == []
+
+
+def test_faker_pools_are_deterministic_diverse_and_not_landforms():
+    pools = faker_pools(3, exclude={"Eskilstuna"})
+    assert pools == faker_pools(3, exclude={"Eskilstuna"})
+    assert pools != faker_pools(4)
+    for kind, names in pools.items():
+        assert len(names) > 300, kind
+        for name in names:
+            assert not set(re.findall(r"\w+", name.casefold())) & _LANDFORM_WORDS, name
+    assert "Eskilstuna" not in pools["city"]
+    letters = {c for name in pools["person"] for c in name}
+    assert {"ł", "ä", "ç", "ğ"} <= letters  # Polish, Finnish, French, Turkish names
+
+
+def test_faker_names_share_nothing_with_fewnerd():
+    mentions = fewnerd_mentions()
+    pools = faker_pools(42)
+    names = [Entry(n, "other") for names in pools.values() for n in names]
+    assert clashes(names, mentions) == []
+
+
+def test_domain_templates_fill_every_slot(files):
+    slots = {m for t in TEMPLATES["domain"] for m in re.findall(r"\{([a-z]+)\d?\}", t)}
+    assert slots & DOMAIN_BASES == DOMAIN_BASES  # every domain filler is used
+    sentences, stats = generate_template_dataset(*files, 400, 0.5, seed=5)
+    assert stats["per_template_group"]["domain"] > 20
+    for s in sentences:
+        assert "{" not in s.text() and "}" not in s.text(), s.text()

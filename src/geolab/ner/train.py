@@ -15,7 +15,14 @@ from geolab.common.params import to_dict
 from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit, to_device
 from geolab.ner.config import NerParams
 from geolab.ner.dataset import LABELS, Sentence, repair_iob2
-from geolab.ner.model import IGNORE, config_dict, encode, load_pretrained, word_probs
+from geolab.ner.model import (
+    IGNORE,
+    config_dict,
+    encode,
+    load_pretrained,
+    model_inputs,
+    word_probs,
+)
 
 
 def split_dataset(
@@ -56,8 +63,7 @@ def make_step(label_smoothing: float) -> Callable:
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=label_smoothing)
 
     def step(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "word_index")}
-        logits = model(**inputs).logits
+        logits = model(**model_inputs(model, batch)).logits
         return {"loss": loss_fn(logits.flatten(0, 1), batch["labels"].flatten())}
 
     return step
@@ -121,7 +127,7 @@ def train(
     it so that evaluate and predict need neither the network nor the original model name.
     """
     splits = split_dataset(sentences, params.val_frac, params.test_frac, seed)
-    model, tokenizer = load_pretrained(params.model)
+    model, tokenizer = load_pretrained(params.model, params.case_features)
     model_dir = Path(model_dir)
     tokenizer.save_pretrained(str(model_dir / "tokenizer"))
     collate = make_collate(tokenizer, params.max_length)
@@ -137,7 +143,7 @@ def train(
     ckpt = CheckpointSpec(
         path=model_dir / "model.pt",
         model_name="hf_token_classifier",
-        model_kwargs={"config": config_dict(model)},
+        model_kwargs={"config": config_dict(model), "case_features": params.case_features},
         params=resolved or {"ner": to_dict(params)},
         extra={
             "labels": list(LABELS),
