@@ -26,6 +26,7 @@ REPORTS: dict[str, str] = {
     "docs/seg/baseline-performance.md": "geolab.seg.report:blocks",
     "docs/match.md": "geolab.match.report:blocks",
     "docs/geoloc.md": "geolab.geoloc.report:blocks",
+    "docs/ner.md": "geolab.ner.report:blocks",
 }
 
 _BLOCK = re.compile(

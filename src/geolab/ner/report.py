@@ -1,0 +1,77 @@
+"""The generated tables of docs/ner.md, read from the pipeline's files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from geolab.common.docs import table
+from geolab.common.io import read_json
+
+STATS = "artifacts/ner/stats.json"
+TRAIN = "results/ner/train/metrics.json"
+VAL_F1 = "results/ner/train/plots/metrics/val/f1.tsv"
+METRICS = "results/ner/evaluate/metrics.json"
+SETS = {
+    "generated": "generated test split (unseen mountains)",
+    "fewnerd": "Few-NERD (mountains + negatives)",
+}
+
+
+def data_block(stats: dict[str, Any]) -> str:
+    """What the generator wrote."""
+    groups = stats.get("per_template_group", {})
+    no_mountain = {g: groups.get(g, 0) for g in ("negative", "general", "domain")}
+    rows = [
+        ["source", stats["source"]],
+        ["sentences", f"{stats['sentences']:,}"],
+        ["with a mountain / without", f"{stats['positives']:,} / {stats['negatives']:,}"],
+        [
+            "without: lookalike / general-topic / domain templates",
+            " / ".join(f"{n:,}" for n in no_mountain.values()),
+        ],
+        ["entities", f"{stats['entities']:,}"],
+        ["distinct mountains", stats["distinct_mountains"]],
+        ["templates used", stats.get("templates_used", "?")],
+        ["tokens", f"{stats['tokens']:,}"],
+    ]
+    return table(["", "value"], rows)
+
+
+def results_block(metrics: dict[str, Any], train: dict[str, Any], val_f1: list[float]) -> str:
+    """Entity-level scores per set, then the training curve in words."""
+    rows = []
+    for key, name in SETS.items():
+        m = metrics[key]
+        e = m["entity"]
+        rows.append(
+            [name, int(m["sentences"]), int(m["entities"]), f"{e['precision']:.3f}",
+             f"{e['recall']:.3f}", f"**{e['f1']:.3f}**", f"{m['token_accuracy']:.3f}",
+             f"{m['perplexity']:.3f}"]
+        )  # fmt: skip
+    header = ["set", "sentences", "entities", "entity P", "entity R", "entity F1", "token acc.",
+              "perplexity"]  # fmt: skip
+    token = metrics["fewnerd"]["token"]
+    return table(header, rows) + (
+        f"\nValidation entity F1 per epoch: {', '.join(f'{f:.3f}' for f in val_f1)} (best: epoch "
+        f"{train.get('best_epoch', '?')} of {train.get('epochs_run', '?')}, the checkpoint "
+        f"kept).\n\nToken-level F1 on Few-NERD: "
+        + ", ".join(f"`{c}` {token[c]['f1']:.3f}" for c in token)
+        + ".\n"
+    )
+
+
+def _column(path: Path, name: str) -> list[float]:
+    with path.open(encoding="utf-8") as f:
+        return [float(row[name]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def blocks(root: Path) -> dict[str, str]:
+    """Every generated block of the ner doc."""
+    return {
+        "ner-data": data_block(read_json(root / STATS)),
+        "ner-results": results_block(
+            read_json(root / METRICS), read_json(root / TRAIN), _column(root / VAL_F1, "f1")
+        ),
+    }
