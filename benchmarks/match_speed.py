@@ -39,7 +39,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "+ ONNX Runtime DISK (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["onnx"]},
     "384 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 384, "speed": ["onnx"]},
     "320 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 320, "speed": ["onnx"]},
-}
+    # on top of 384 px, 1024 kp, ONNX Runtime DISK: one change each
+    "+ both images as one batch": {
+        "max_keypoints": 1024, "resize": 384, "speed": ["onnx", "batch"]},
+    "+ int8 LightGlue (384 px, ONNX)": {
+        "max_keypoints": 1024, "resize": 384, "speed": ["onnx", "int8"]},
+    "+ LightGlue width_confidence 0.95": {
+        "max_keypoints": 1024, "resize": 384, "speed": ["onnx"], "width_confidence": 0.95},
+    "+ LightGlue depth_confidence 0.9": {
+        "max_keypoints": 1024, "resize": 384, "speed": ["onnx"], "depth_confidence": 0.9},
+    "352 px instead of 384": {"max_keypoints": 1024, "resize": 352, "speed": ["onnx"]},
+    "768 keypoints instead of 1024": {"max_keypoints": 768, "resize": 384, "speed": ["onnx"]},
+}  # fmt: skip
 
 
 def run(config: dict[str, Any], pairs: list[dict[str, Any]], robust: RobustParams) -> dict:

@@ -279,3 +279,29 @@ def test_onnx_runtime_disk_matches_like_torch():
     assert np.median(np.abs(d - [7, 4]), axis=0).max() < 1.0  # the known shift
     with pytest.raises(ValueError, match="DISK on the CPU only"):
         _ = M.build_matcher("aliked_lightglue", speed=["onnx"], device="cpu").models
+
+
+@pytest.mark.parametrize("name", ["disk_lightglue", "aliked_lightglue"])
+def test_batch_extracts_both_images_at_once_with_the_same_result(name):
+    img = cv2.imread("data/sentinel2/T36UYA/T36UYA_20160621T084012_TCI.jpg", cv2.IMREAD_GRAYSCALE)[
+        :160, :160
+    ]
+    other = np.ascontiguousarray(np.roll(img, (3, 6), axis=(0, 1)))
+    plain = M.build_matcher(name, max_keypoints=256, device="cpu")
+    batch = M.build_matcher(name, max_keypoints=256, speed=["batch"], device="cpu")
+    a, b = plain(img, other), batch(img, other)
+    assert len(a["kpts0"]) > 20 and len(a["kpts0"]) == len(b["kpts0"])
+    for k in ("kpts0", "kpts1"):
+        assert np.abs(a[k] - b[k]).max() < 1e-2
+    # images of different sizes go one at a time
+    out = batch(img, np.ascontiguousarray(other[:150]))
+    assert len(out["kpts0"]) > 20
+
+
+def test_params_accept_exactly_the_speed_options():
+    import typing
+
+    from geolab.match.config import MatchParams
+
+    hint = typing.get_type_hints(MatchParams)["speed"]
+    assert set(typing.get_args(typing.get_args(hint)[0])) == M.SPEEDUPS

@@ -147,6 +147,20 @@ def test_encode_labels_first_subtoken_only(tiny_model_dir):
     assert enc["labels"][0][enc["word_index"][0] >= 0].tolist() == [1, 2, 0]
 
 
+def test_entity_counts():
+    from geolab.ner.evaluate import entity_counts
+
+    true = [[B, I, O, B], [O, O, O], [B, O, O]]
+    pred = [[B, I, O, O], [B, O, B], [B, I, O]]
+    counts = entity_counts(true, pred)
+    assert counts == {
+        "correct": 1,
+        "false_positive": 3,
+        "false_positive_no_entity": 2,
+        "missed": 2,
+    }
+
+
 def test_word_shapes():
     shapes = [word_shape(w) for w in ["rainier", "Rainier", "USA", "K2", "iPhone", "1,200", "É"]]
     assert shapes == [1, 2, 3, 2, 4, 4, 2]

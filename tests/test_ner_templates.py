@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -426,6 +427,27 @@ def test_faker_pools_are_deterministic_diverse_and_not_landforms():
     assert "Eskilstuna" not in pools["city"]
     letters = {c for name in pools["person"] for c in name}
     assert {"ł", "ä", "ç", "ğ"} <= letters  # Polish, Finnish, French, Turkish names
+
+
+def test_faker_pools_do_not_depend_on_the_hash_seed():
+    """Some Faker locales (it_IT) pick from sets: their names change with PYTHONHASHSEED."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json; from geolab.ner.templates import faker_pools; "
+        "print(hashlib.md5(json.dumps(faker_pools(1)).encode()).hexdigest())"
+    )
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+    assert digests == {hashlib.md5(json.dumps(faker_pools(1)).encode()).hexdigest()}
 
 
 def test_faker_names_share_nothing_with_fewnerd():

@@ -33,7 +33,8 @@ class MatchParams:
         depth_confidence: LightGlue's early-exit confidence (-1 disables).
         width_confidence: LightGlue's point-pruning confidence (-1 disables).
         speed: optimisations of the LightGlue matchers: ``channels_last``, ``int8``, ``bf16``,
-            ``onnx`` (DISK's network run by ONNX Runtime; CPU only).
+            ``onnx`` (DISK's network run by ONNX Runtime; CPU only), ``batch`` (both images
+            through the extractor at once when their sizes match).
         ransac_method: ``usac_magsac`` or ``ransac``.
         ransac_threshold: inlier threshold of the robust fit in pixels.
         ransac_confidence: confidence of the robust fit.
@@ -64,7 +65,7 @@ class MatchParams:
     ratio: float = 0.8
     depth_confidence: float = 0.95
     width_confidence: float = 0.99
-    speed: list[Literal["channels_last", "int8", "bf16", "onnx"]] = dataclasses.field(
+    speed: list[Literal["channels_last", "int8", "bf16", "onnx", "batch"]] = dataclasses.field(
         default_factory=list
     )
     ransac_method: Literal["usac_magsac", "ransac"] = "usac_magsac"

@@ -66,7 +66,7 @@ _SUPERPOINT_LICENCE = (
 
 
 #: Optimisations the LightGlue matchers accept in ``speed`` (see ``_cached_models``).
-SPEEDUPS = {"channels_last", "int8", "bf16", "onnx"}
+SPEEDUPS = {"channels_last", "int8", "bf16", "onnx", "batch"}
 
 
 class MatcherUnavailable(RuntimeError):
@@ -333,7 +333,8 @@ def _cached_models(
     ``speed`` names optimisations: ``channels_last`` (extractor convolutions in channels-last
     memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only);
     ``onnx`` (DISK's network exported to ONNX and run by ONNX Runtime; CPU and DISK only);
-    ``bf16`` (bfloat16 autocast of the extractor) acts at call time.
+    ``bf16`` (bfloat16 autocast of the extractor) and ``batch`` (both images of a pair through
+    the extractor as one batch when their sizes match) act at call time.
     """
     extractor = _build_extractor(features, max_keypoints, **dict(extractor_conf)).to(device)
     glue, _ = load_lightglue(features, **dict(glue_conf))
@@ -404,8 +405,8 @@ class _LightGlueMatcher(Matcher):
         return t
 
     @abstractmethod
-    def _extract(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(1, 3, h, w)`` -> keypoints ``(N, 2)`` pixels and descriptors ``(N, D)``."""
+    def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(B, 3, h, w)`` -> per image: keypoints ``(N, 2)`` pixels, descriptors ``(N, D)``."""
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast for the extractor when ``bf16`` is among the speed options."""
@@ -422,8 +423,13 @@ class _LightGlueMatcher(Matcher):
         _, glue = self.models
         t0 = time.perf_counter()
         with self._autocast():
-            k0, d0 = self._extract(self._tensor(img0))
-            k1, d1 = self._extract(self._tensor(img1))
+            if "batch" in self.speed and img0.shape == img1.shape:
+                (k0, d0), (k1, d1) = self._extract(
+                    torch.cat([self._tensor(img0), self._tensor(img1)])
+                )
+            else:
+                ((k0, d0),) = self._extract(self._tensor(img0))
+                ((k1, d1),) = self._extract(self._tensor(img1))
         k0, d0, k1, d1 = (t.float() for t in (k0, d0, k1, d1))
         self._sync()
         t1 = time.perf_counter()
@@ -462,16 +468,15 @@ class DiskLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
-        speed: optimisations, any of ``channels_last``, ``int8`` (LightGlue) and ``bf16``
-            (the extractor under bfloat16 autocast); see ``SPEEDUPS``.
+        speed: optimisations, any of ``SPEEDUPS`` (see :func:`_cached_models`).
     """
 
     features = "disk"
 
-    def _extract(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         disk, _ = self.models
-        feats = disk(image, n=self.max_keypoints, pad_if_not_divisible=True)[0]
-        return feats.keypoints, feats.descriptors
+        feats = disk(images, n=self.max_keypoints, pad_if_not_divisible=True)
+        return [(f.keypoints, f.descriptors) for f in feats]
 
 
 @MATCHERS.register("aliked_lightglue")
@@ -487,8 +492,7 @@ class AlikedLightGlue(_LightGlueMatcher):
         depth_confidence: LightGlue early stopping (-1 disables).
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
-        speed: optimisations, any of ``channels_last``, ``int8`` (LightGlue) and ``bf16``
-            (the extractor under bfloat16 autocast); see ``SPEEDUPS``.
+        speed: optimisations, any of ``SPEEDUPS`` (see :func:`_cached_models`).
         detection_threshold: ALIKED score a keypoint must exceed, at most ``max_keypoints`` of
             them; ``<= 0`` (the default) keeps the ``max_keypoints`` strongest maxima instead.
             The reference's 0.2 keeps only about a quarter of 512 keypoints on a 256 px
@@ -519,10 +523,9 @@ class AlikedLightGlue(_LightGlueMatcher):
         )
         self.extractor_conf = {"detection_threshold": detection_threshold}
 
-    def _extract(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         aliked, _ = self.models
-        feats = aliked(image)[0]
-        return feats.keypoints, feats.descriptors
+        return [(f.keypoints, f.descriptors) for f in aliked(images)]
 
 
 # --------------------------------------------------------------------------------- SIFT matchers

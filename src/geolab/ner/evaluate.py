@@ -28,7 +28,9 @@ def score_set(tagger: Tagger, sentences: list[Sentence]) -> dict[str, Any]:
     """Predict one set the way ``geolab ner predict`` does (windows, no truncation) and score it.
 
     Returns:
-        ``metrics`` (entity precision/recall/f1, token-level per-class scores, perplexity, counts),
+        ``metrics`` (entity precision/recall/f1, token-level per-class scores, perplexity, counts,
+        ``entity_counts``: correct, false positives (also those in sentences without any true
+        entity) and missed entities),
         ``cm`` (3x3 token confusion), ``pred`` (tags) and ``nll`` per sentence.
 
     Raises:
@@ -53,8 +55,25 @@ def score_set(tagger: Tagger, sentences: list[Sentence]) -> dict[str, Any]:
         "perplexity": math.exp(sum(nll) / len(y_true)),
         "sentences": len(sentences),
         "entities": sum(len(entities(t)) for t in true),
+        "entity_counts": entity_counts(true, pred),
     }
     return {"metrics": metrics, "cm": cm, "pred": pred, "nll": nll}
+
+
+def entity_counts(true: list[list[str]], pred: list[list[str]]) -> dict[str, int]:
+    """Exact-span entity counts: correct, false positives, missed.
+
+    ``false_positive_no_entity`` counts the false positives in sentences without any true entity
+    (Few-NERD's negative sentences), where every hit is a false alarm.
+    """
+    out = dict.fromkeys(("correct", "false_positive", "false_positive_no_entity", "missed"), 0)
+    for t, p in zip(true, pred, strict=True):
+        gold, guess = set(entities(t)), set(entities(p))
+        out["correct"] += len(gold & guess)
+        out["false_positive"] += len(guess - gold)
+        out["false_positive_no_entity"] += 0 if gold else len(guess)
+        out["missed"] += len(gold - guess)
+    return out
 
 
 def _sentence_nll(probs: torch.Tensor, tags: list[str]) -> float:

@@ -53,12 +53,26 @@ def results_block(metrics: dict[str, Any], train: dict[str, Any], val_f1: list[f
     header = ["set", "sentences", "entities", "entity P", "entity R", "entity F1", "token acc.",
               "perplexity"]  # fmt: skip
     token = metrics["fewnerd"]["token"]
-    return table(header, rows) + (
-        f"\nValidation entity F1 per epoch: {', '.join(f'{f:.3f}' for f in val_f1)} (best: epoch "
-        f"{train.get('best_epoch', '?')} of {train.get('epochs_run', '?')}, the checkpoint "
-        f"kept).\n\nToken-level F1 on Few-NERD: "
-        + ", ".join(f"`{c}` {token[c]['f1']:.3f}" for c in token)
-        + ".\n"
+    counts = metrics["fewnerd"].get("entity_counts")
+    found = ""
+    if counts:
+        n = {k: int(v) for k, v in counts.items()}
+        found = (
+            f"On Few-NERD the model finds {n['correct']} mentions exactly, misses {n['missed']},\n"
+            f"and marks {n['false_positive']} spans that are not mentions, "
+            f"{n['false_positive_no_entity']} of them in sentences without any mountain.\n\n"
+        )
+    return (
+        table(header, rows)
+        + "\n"
+        + found
+        + (
+            f"Validation entity F1 per epoch: {', '.join(f'{f:.3f}' for f in val_f1)} (best: epoch "
+            f"{train.get('best_epoch', '?')} of {train.get('epochs_run', '?')}, the checkpoint "
+            f"kept).\n\nToken-level F1 on Few-NERD: "
+            + ", ".join(f"`{c}` {token[c]['f1']:.3f}" for c in token)
+            + ".\n"
+        )
     )
 
 

@@ -1420,7 +1420,7 @@ def _made_up(rng: random.Random) -> str:
 # Faker locales (Latin script) whose names, towns and firms fill person/city/company slots, so the
 # tagger meets Polish, Finnish, Indian, Turkish... names that are not mountains
 FAKER_LOCALES: tuple[str, ...] = (
-    "en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "it_IT", "es_ES", "pt_BR", "nl_NL", "pl_PL",
+    "en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "pt_BR", "nl_NL", "pl_PL", "sk_SK",
     "cs_CZ", "hr_HR", "sv_SE", "fi_FI", "tr_TR", "da_DK", "hu_HU", "ro_RO", "id_ID", "sl_SI",
 )  # fmt: skip
 FAKER_PER_LOCALE = 40
