@@ -285,6 +285,18 @@ def test_save_load_round_trip(grid, tmp_path, name):
     np.testing.assert_allclose(a, shapely.get_coordinates(grid.geometry.values), atol=1e-3)
 
 
+def test_gpkg_bytes_do_not_depend_on_the_time(grid, tmp_path):
+    import time
+
+    import pyogrio
+
+    save_grid(grid, tmp_path / "a.gpkg")
+    time.sleep(1.1)  # GDAL's own timestamp has a resolution of a second or finer
+    save_grid(grid, tmp_path / "b.gpkg")
+    assert (tmp_path / "a.gpkg").read_bytes() == (tmp_path / "b.gpkg").read_bytes()
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None  # restored
+
+
 def test_geojson_is_wgs84(grid, tmp_path):
     path = tmp_path / "grid.geojson"
     save_grid(grid, path)

@@ -16,10 +16,12 @@ points in WGS 84 degrees.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,12 +255,30 @@ def save_grid(grid: gpd.GeoDataFrame, path: str | Path) -> None:
     tmp_dir = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         tmp = Path(tmp_dir) / path.name
-        out.to_file(
-            tmp, driver=driver, engine="pyogrio", layer="grid" if driver == "GPKG" else None
-        )
+        with _fixed_gpkg_timestamp():
+            out.to_file(
+                tmp, driver=driver, engine="pyogrio", layer="grid" if driver == "GPKG" else None
+            )
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+#: What GeoPackages record as their last change, so that a rerun writes the same bytes (DVC and
+#: git hash the file); GDAL would write the current time.
+GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
+
+
+@contextlib.contextmanager
+def _fixed_gpkg_timestamp() -> Iterator[None]:
+    import pyogrio
+
+    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_TIMESTAMP})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
 
 
 def load_grid(path: str | Path) -> gpd.GeoDataFrame:
