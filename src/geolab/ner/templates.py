@@ -1599,6 +1599,7 @@ DOMAIN_BASES = {
     "aircraft", "software", "star", "constellation", "language", "word", "name", "grape", "club",
     "league", "surname",
 }  # fmt: skip
+SLOT_BASES = CONTEXT_BASES | DOMAIN_BASES  # the named slots a template may hold
 
 
 def _plural(entry: Entry) -> bool:
@@ -1827,7 +1828,7 @@ class _Generator:
                 pieces.append(KIND_NOUN[primary.kind] if primary else "mountain")
                 continue
             ctx = _CONTEXT.match(slot)
-            if ctx and ctx.group(1) in CONTEXT_BASES | DOMAIN_BASES:
+            if ctx and ctx.group(1) in SLOT_BASES:
                 if slot not in state:
                     taken = {v for k, v in state.items() if k.startswith(ctx.group(1))}
                     for _ in range(10):
