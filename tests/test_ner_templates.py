@@ -457,6 +457,16 @@ def test_faker_names_share_nothing_with_fewnerd():
     assert clashes(names, mentions) == []
 
 
+def test_clubs_are_named_after_towns():
+    import random
+
+    from geolab.ner.templates import _domain_value
+
+    pools = {"city": ["Kumrovec"], "surname": ["Horvat"], "person": [], "company": []}
+    rng = random.Random(0)
+    assert all("Kumrovec" in _domain_value("club", rng, pools) for _ in range(20))
+
+
 def test_domain_templates_fill_every_slot(files):
     slots = {m for t in TEMPLATES["domain"] for m in re.findall(r"\{([a-z]+)\d?\}", t)}
     assert slots & DOMAIN_BASES == DOMAIN_BASES  # every domain filler is used

@@ -1525,8 +1525,9 @@ def _domain_value(base: str, rng: random.Random, pools: dict[str, list[str]]) ->
     letter = lambda: rng.choice("ABCDEFGHKLMNPRSTVXZ")  # noqa: E731
     name = lambda: rng.choice(pools["surname"]) if rng.random() < 0.5 else _made_up(rng)  # noqa: E731
 
-    def form(forms: tuple[str, ...]) -> str:
-        out = rng.choice(forms).replace("{X}", name())
+    def form(forms: tuple[str, ...], x: str | None = None) -> str:
+        """A form with {X} a name (``x``, else a surname or made-up), {L} letters, {d} digits."""
+        out = rng.choice(forms).replace("{X}", name() if x is None else x)
         for key, fill in (("{L}", letter), ("{d}", lambda: str(rng.randint(1, 9)))):
             while key in out:
                 out = out.replace(key, fill(), 1)
@@ -1586,7 +1587,7 @@ def _domain_value(base: str, rng: random.Random, pools: dict[str, list[str]]) ->
     if base == "grape":
         return _made_up(rng) + rng.choice(("", "el", "ano", "ot"))
     if base == "club":
-        return form(_CLUB_FORMS).replace("{X}", rng.choice(pools["city"]))
+        return form(_CLUB_FORMS, rng.choice(pools["city"]))
     if base == "league":
         return form(_LEAGUE_FORMS)
     if base == "surname":
