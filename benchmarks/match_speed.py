@@ -2,12 +2,17 @@
 
 Usage: python benchmarks/match_speed.py [--pairs artifacts/match/pairs] [--out ...json]
 
-Every configuration matches the same ground-truth pairs (the same-season and cross-season pairs
-of ``match_pairs``, the ones a matcher can solve), in the same run, one after the other,
-``--reps`` times; ms per pair is the median over repetitions of the mean over pairs (after one
-warm-up pair), AUC@5px comes from the corner errors of the homographies fitted with the same
-robust estimator as ``match_evaluate``. The baseline is kornia's DISK + LightGlue as it comes:
-2048 keypoints on the 512 px image, default adaptive depth/width, float32, contiguous NCHW.
+Every configuration matches the same ground-truth pairs in the same run, one after the other,
+``--reps`` times: the same-season and cross-season pairs of ``match_pairs`` (the ones a matcher
+can solve), plus the pairs the same settings draw with ``--seeds`` (other dates, other
+homographies; 8 pairs per seed by default), so the AUC rests on more than a handful of pairs.
+ms per pair is the median over repetitions of the mean over pairs (after one warm-up pair);
+AUC@5px comes from the corner errors of the homographies fitted with the same robust estimator
+as ``match_evaluate``, and its difference from the plain pipeline's on the same pairs comes with
+a paired bootstrap 90 % interval (``auc@5px_vs_plain``). The baseline is kornia's DISK +
+LightGlue as it comes: 2048 keypoints on the 512 px image, default adaptive depth/width,
+float32, contiguous NCHW. ``--configs int8 ONNX`` runs only the rows whose names contain one of
+the words (and the baseline).
 """
 
 from __future__ import annotations
@@ -18,39 +23,45 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from geolab.common.io import write_json
 from geolab.match.data import load_pairs
 from geolab.match.evaluate import RobustParams, score_pair, summarise
+from geolab.match.geometry import auc
 from geolab.match.matchers import build_matcher
 
-#: name -> DiskLightGlue keyword arguments; each step adds one change to the previous ones.
+#: name -> DiskLightGlue keyword arguments. The first rows make one change to the plain pipeline;
+#: the rows after "384 px, 1024 kp, ONNX Runtime DISK" make one change to that one.
+FAST = {"max_keypoints": 1024, "resize": 384}
+EOLEARN = "data/sentinel2/eolearn_slovenia"
 CONFIGS: dict[str, dict[str, Any]] = {
     "plain kornia (2048 kp, 512 px)": {"max_keypoints": 2048},
     "+ channels_last": {"max_keypoints": 2048, "speed": ["channels_last"]},
-    "+ int8 LightGlue": {"max_keypoints": 2048, "speed": ["channels_last", "int8"]},
-    "+ bf16 DISK": {"max_keypoints": 2048, "speed": ["channels_last", "int8", "bf16"]},
-    "+ 1024 keypoints": {"max_keypoints": 1024, "speed": ["channels_last", "int8", "bf16"]},
-    "+ 384 px": {"max_keypoints": 1024, "resize": 384, "speed": ["channels_last", "int8", "bf16"]},
-    "bf16 only (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["bf16"]},
-    "bf16, 1024 kp, 512 px": {"max_keypoints": 1024, "speed": ["bf16"]},
-    "384 px, 1024 kp, float32": {"max_keypoints": 1024, "resize": 384},
-    "+ ONNX Runtime DISK (2048 kp, 512 px)": {"max_keypoints": 2048, "speed": ["onnx"]},
-    "384 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 384, "speed": ["onnx"]},
-    "320 px, 1024 kp, ONNX Runtime DISK": {"max_keypoints": 1024, "resize": 320, "speed": ["onnx"]},
-    # on top of 384 px, 1024 kp, ONNX Runtime DISK: one change each
-    "+ both images as one batch": {
-        "max_keypoints": 1024, "resize": 384, "speed": ["onnx", "batch"]},
-    "+ int8 LightGlue (384 px, ONNX)": {
-        "max_keypoints": 1024, "resize": 384, "speed": ["onnx", "int8"]},
-    "+ LightGlue width_confidence 0.95": {
-        "max_keypoints": 1024, "resize": 384, "speed": ["onnx"], "width_confidence": 0.95},
-    "+ LightGlue depth_confidence 0.9": {
-        "max_keypoints": 1024, "resize": 384, "speed": ["onnx"], "depth_confidence": 0.9},
-    "352 px instead of 384": {"max_keypoints": 1024, "resize": 352, "speed": ["onnx"]},
-    "768 keypoints instead of 1024": {"max_keypoints": 768, "resize": 384, "speed": ["onnx"]},
+    "+ int8 LightGlue": {"max_keypoints": 2048, "speed": ["int8"]},
+    "+ bf16 DISK": {"max_keypoints": 2048, "speed": ["bf16"]},
+    "+ ONNX Runtime DISK": {"max_keypoints": 2048, "speed": ["onnx"]},
+    "+ int8 ONNX Runtime DISK": {
+        "max_keypoints": 2048, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
+    "1024 kp": {"max_keypoints": 1024},
+    "1024 kp, 384 px": {**FAST},
+    "384 px, 1024 kp, ONNX Runtime DISK": {**FAST, "speed": ["onnx"]},
+    "+ int8 LightGlue (384 px, ONNX)": {**FAST, "speed": ["onnx", "int8"]},
+    "+ LightGlue width_confidence 0.95": {**FAST, "speed": ["onnx"], "width_confidence": 0.95},
+    "+ LightGlue depth_confidence 0.9": {**FAST, "speed": ["onnx"], "depth_confidence": 0.9},
+    "+ 352 px instead of 384": {**FAST, "resize": 352, "speed": ["onnx"]},
+    "+ 768 keypoints instead of 1024": {**FAST, "max_keypoints": 768, "speed": ["onnx"]},
+    # int8 DISK calibrated on the eo-learn Slovenia scenes (the default: another place) or on
+    # the T36UYA dates themselves (unwarped, no ground truth; the benchmark's own tile)
+    "+ int8 DISK": {**FAST, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
+    "+ int8 DISK calibrated on the T36UYA dates": {
+        **FAST, "speed": ["onnx_int8"], "int8_calibration": "data/sentinel2/T36UYA"},
+    "+ int8 DISK, 448 px": {**FAST, "resize": 448, "speed": ["onnx_int8"],
+                            "int8_calibration": EOLEARN},
 }  # fmt: skip
+BASE = "plain kornia (2048 kp, 512 px)"
 
 
 def run(config: dict[str, Any], pairs: list[dict[str, Any]], robust: RobustParams) -> dict:
@@ -61,42 +72,95 @@ def run(config: dict[str, Any], pairs: list[dict[str, Any]], robust: RobustParam
     return {"ms": statistics.mean(r["ms"] for r in rows), "rows": rows}
 
 
+def bench_pairs(pairs_dir: Path, scenes: Path, seeds: list[int]) -> list[dict[str, Any]]:
+    """Same- and cross-season pairs of ``match_pairs``, plus pairs drawn with other seeds.
+
+    The extra pairs come from the same scenes and the same ``match.pairs`` settings (params.yaml)
+    as ``match_pairs``: other date pairs and other random homographies.
+    """
+    from geolab.common.params import load_section
+    from geolab.match.pipeline import build_pairs, read_manifest
+
+    keep = ("same_season", "cross_season")
+    pairs = [x for x in load_pairs(pairs_dir) if x["category"] in keep]
+    if seeds:
+        p = load_section("match")
+        p.augmented_pairs, p.pairs.eolearn_pairs = 0, 0
+        for seed in seeds:
+            extra = build_pairs(read_manifest(scenes), p, seed)
+            pairs += [{**x, "id": f"{x['id']}@{seed}"} for x in extra if x["category"] in keep]
+    return pairs
+
+
+def auc_difference(errors: list[float], base: list[float], draws: int, rng) -> dict[str, float]:
+    """AUC@5px minus the baseline's on the same pairs, with a paired bootstrap 90 % interval."""
+    e, b = np.asarray(errors), np.asarray(base)
+    diffs = []
+    for _ in range(draws):
+        i = rng.integers(0, len(e), len(e))
+        diffs.append(auc(e[i], (5,))[5] - auc(b[i], (5,))[5])
+    lo, hi = np.percentile(diffs, [5, 95])
+    return {"diff": auc(e, (5,))[5] - auc(b, (5,))[5], "ci90": [float(lo), float(hi)]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--pairs", type=Path, default=Path("artifacts/match/pairs"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/match_speed.json"))
-    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--scenes", type=Path, default=Path("artifacts/match/scenes"))
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3],
+        help="extra pairs drawn with these seeds (none: only match_pairs' pairs)",
+    )
+    p.add_argument(
+        "--configs",
+        nargs="*",
+        default=None,
+        help="run only the configurations whose names contain one of these",
+    )
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws")
+    p.add_argument("--reps", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--solved-px", type=float, default=5.0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    pairs = [x for x in load_pairs(args.pairs) if x["category"] in ("same_season", "cross_season")]
+    pairs = bench_pairs(args.pairs, args.scenes, args.seeds)
     if not pairs:
         raise SystemExit(f"{args.pairs}: no same-season or cross-season pairs")
+    configs = {n: c for n, c in CONFIGS.items()
+               if n == BASE or not args.configs or any(k in n for k in args.configs)}  # fmt: skip
     robust = RobustParams()
-    ms: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    ms: dict[str, list[float]] = {name: [] for name in configs}
     rows: dict[str, list] = {}
-    for _ in range(args.reps):
-        for name, config in CONFIGS.items():
+    for rep in range(args.reps):
+        for name, config in tqdm(configs.items(), desc=f"run {rep + 1}/{args.reps}"):
             out = run(config, pairs, robust)
             ms[name].append(out["ms"])
             rows[name] = out["rows"]
-    base = "plain kornia (2048 kp, 512 px)"
+    base_errors = [r["corner_error"] for r in rows[BASE]]
+    rng = np.random.default_rng(0)
     results: dict[str, Any] = {"configs": {}}
-    for name, config in CONFIGS.items():
+    for name, config in configs.items():
         s = summarise(rows[name], args.solved_px)
+        errors = [r["corner_error"] for r in rows[name]]
         results["configs"][name] = {
             "kwargs": config,
             "ms_per_pair": statistics.median(ms[name]),
-            "speedup": statistics.median(ms[base]) / statistics.median(ms[name]),
+            "speedup": statistics.median(ms[BASE]) / statistics.median(ms[name]),
             "auc@5px": s["auc@5px"],
+            "auc@5px_vs_plain": auc_difference(errors, base_errors, args.bootstrap, rng),
             "auc@10px": s["auc@10px"],
             "solved_pct": s["solved_pct"],
-            "corner_errors": [round(r["corner_error"], 3) for r in rows[name]],
+            "corner_errors": [round(e, 3) for e in errors],
             "runs_ms": ms[name],
         }
     results.update(
         pairs=[x["id"] for x in pairs],
+        seeds=args.seeds,
+        bootstrap=args.bootstrap,
         threads=args.threads,
         reps=args.reps,
         torch=torch.__version__,

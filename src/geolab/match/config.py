@@ -33,8 +33,10 @@ class MatchParams:
         depth_confidence: LightGlue's early-exit confidence (-1 disables).
         width_confidence: LightGlue's point-pruning confidence (-1 disables).
         speed: optimisations of the LightGlue matchers: ``channels_last``, ``int8``, ``bf16``,
-            ``onnx`` (DISK's network run by ONNX Runtime; CPU only), ``batch`` (both images
-            through the extractor at once when their sizes match).
+            ``onnx`` (DISK's network run by ONNX Runtime; CPU only), ``onnx_int8`` (the same
+            network statically quantised to int8), ``batch`` (both images through the
+            extractor at once when their sizes match).
+        int8_calibration: folder of images that calibrate ``onnx_int8`` (no ground truth used).
         ransac_method: ``usac_magsac`` or ``ransac``.
         ransac_threshold: inlier threshold of the robust fit in pixels.
         ransac_confidence: confidence of the robust fit.
@@ -65,9 +67,10 @@ class MatchParams:
     ratio: float = 0.8
     depth_confidence: float = 0.95
     width_confidence: float = 0.99
-    speed: list[Literal["channels_last", "int8", "bf16", "onnx", "batch"]] = dataclasses.field(
-        default_factory=list
+    speed: list[Literal["channels_last", "int8", "bf16", "onnx", "onnx_int8", "batch"]] = (
+        dataclasses.field(default_factory=list)
     )
+    int8_calibration: str = "data/sentinel2/eolearn_slovenia"
     ransac_method: Literal["usac_magsac", "ransac"] = "usac_magsac"
     ransac_threshold: float = 3.0
     ransac_confidence: float = 0.9999

@@ -25,11 +25,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import io
 import logging
 import re
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +54,10 @@ PACKAGED_WEIGHTS = {
 }
 #: LightGlue's configuration for 128-d DISK / ALIKED descriptors (cvg/LightGlue's own).
 LIGHTGLUE_CONF = {"input_dim": 128, "descriptor_dim": 256, "add_scale_ori": False}
+#: Calibration images of the ``onnx_int8`` speed option, and their longest side when the
+#: matcher does not resize.
+DEFAULT_CALIBRATION = "data/sentinel2/eolearn_slovenia"
+CALIBRATION_SIZE = 512
 #: Checkpoint entries that no LightGlue implementation reads: the released ``disk_lightglue.pth``
 #: holds ``log_assignment.{i}.r``, a 1-element tensor equal to 1 left from an early version.
 _LEGACY_KEYS = re.compile(r"log_assignment\.\d+\.r")
@@ -66,7 +68,7 @@ _SUPERPOINT_LICENCE = (
 
 
 #: Optimisations the LightGlue matchers accept in ``speed`` (see ``_cached_models``).
-SPEEDUPS = {"channels_last", "int8", "bf16", "onnx", "batch"}
+SPEEDUPS = {"channels_last", "int8", "bf16", "onnx", "onnx_int8", "batch"}
 
 
 class MatcherUnavailable(RuntimeError):
@@ -285,38 +287,40 @@ def _quantize_lightglue(glue: nn.Module) -> nn.Module:
 
 
 class OnnxRuntimeModule(nn.Module):
-    """A module exported to ONNX (in memory) and run by ONNX Runtime on the CPU.
+    """An ONNX model (input ``x``, one output) run by ONNX Runtime on the CPU.
 
-    The export has dynamic height and width, so any image size runs through one session. The
-    session uses as many threads as torch (``torch.get_num_threads()``).
+    The session uses as many threads as torch (``torch.get_num_threads()``).
 
     Args:
-        module: a module mapping one ``(N, C, H, W)`` float tensor to one tensor.
-        example: an input of the right channels (its size does not matter).
+        model: the serialised ONNX model (see :func:`geolab.match.int8.export_onnx`).
     """
 
-    def __init__(self, module: nn.Module, example: torch.Tensor) -> None:
+    def __init__(self, model: bytes) -> None:
         super().__init__()
         import onnxruntime as ort
 
-        blob = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module.eval(), example, blob, input_names=["x"], output_names=["y"],
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-                opset_version=17, dynamo=False,
-            )  # fmt: skip
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            blob.getvalue(), options, providers=["CPUExecutionProvider"]
-        )
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         array = x.detach().float().cpu().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {"x": array})[0])
+
+
+def _onnx_disk(unet: nn.Module, int8_calibration: tuple[str, int] | None) -> OnnxRuntimeModule:
+    """DISK's network in ONNX Runtime: float32, or int8 calibrated on ``(folder, longest side)``."""
+    from geolab.match import int8
+
+    blob = int8.export_onnx(unet, torch.rand(1, 3, 64, 64))
+    if int8_calibration is not None:
+        folder, longest = int8_calibration
+        images = int8.calibration_images(folder, longest)
+        blob = int8.quantize_static_int8(int8.split_output_conv(blob), images)
+        log.info("DISK quantised to int8, calibrated on %d images of %s", len(images), folder)
+    return OnnxRuntimeModule(blob)
 
 
 @functools.lru_cache(maxsize=8)
@@ -327,12 +331,15 @@ def _cached_models(
     extractor_conf: tuple,
     glue_conf: tuple,
     speed: tuple = (),
+    int8_calibration: tuple[str, int] | None = None,
 ) -> tuple[nn.Module, nn.Module]:
     """Extractor and LightGlue, built once per process for each configuration.
 
     ``speed`` names optimisations: ``channels_last`` (extractor convolutions in channels-last
     memory format), ``int8`` (LightGlue's linear layers dynamically quantised to int8; CPU only);
     ``onnx`` (DISK's network exported to ONNX and run by ONNX Runtime; CPU and DISK only);
+    ``onnx_int8`` (the same network statically quantised to int8, calibrated on the images of
+    ``int8_calibration = (folder, longest side)``; see :mod:`geolab.match.int8`);
     ``bf16`` (bfloat16 autocast of the extractor) and ``batch`` (both images of a pair through
     the extractor as one batch when their sizes match) act at call time.
     """
@@ -345,10 +352,11 @@ def _cached_models(
         if device != "cpu":
             raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
         glue = _quantize_lightglue(glue)
-    if "onnx" in speed:
+    if "onnx" in speed or "onnx_int8" in speed:
         if device != "cpu" or features != "disk":
-            raise ValueError("onnx (ONNX Runtime) is implemented for DISK on the CPU only")
-        extractor.unet = OnnxRuntimeModule(extractor.unet, torch.rand(1, 3, 64, 64))
+            raise ValueError("onnx and onnx_int8 (ONNX Runtime) run DISK on the CPU only")
+        quantise = int8_calibration if "onnx_int8" in speed else None
+        extractor.unet = _onnx_disk(extractor.unet, quantise)
     log.info("built %s + LightGlue on %s (%s)", features, device, ", ".join(speed) or "plain")
     return extractor, glue
 
@@ -380,6 +388,7 @@ class _LightGlueMatcher(Matcher):
             "width_confidence": width_confidence,
         }
         self.extractor_conf: dict[str, Any] = {}
+        self.int8_calibration: str | None = None
         self._models: tuple[nn.Module, nn.Module] | None = None
 
     @property
@@ -393,8 +402,17 @@ class _LightGlueMatcher(Matcher):
                 tuple(sorted(self.extractor_conf.items())),
                 tuple(sorted(self.glue_conf.items())),
                 self.speed,
+                self._calibration(),
             )
         return self._models
+
+    def _calibration(self) -> tuple[str, int] | None:
+        """``(folder, longest side)`` of the int8 calibration images, when ``onnx_int8`` is on."""
+        if "onnx_int8" not in self.speed:
+            return None
+        if self.int8_calibration is None:
+            raise ValueError(f"onnx_int8 is implemented for DISK only, not {self.features}")
+        return (str(self.int8_calibration), self.resize or CALIBRATION_SIZE)
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
         """uint8 ``(h, w, 3)`` -> float ``(1, 3, h, w)`` in ``[0, 1]`` on the device."""
@@ -469,9 +487,30 @@ class DiskLightGlue(_LightGlueMatcher):
         width_confidence: LightGlue point pruning (-1 disables).
         device: ``auto``, ``cpu`` or ``cuda``.
         speed: optimisations, any of ``SPEEDUPS`` (see :func:`_cached_models`).
+        int8_calibration: folder of images that calibrate the ``onnx_int8`` option (resized to
+            ``resize``, or to 512 px when ``resize`` is None); they should look like the images
+            to match. Default: the eo-learn Slovenia scenes (Sentinel-2 true colour of another
+            place than the sample's tile, so no benchmark image calibrates its own matching).
     """
 
     features = "disk"
+
+    def __init__(
+        self,
+        max_keypoints: int | None = 2048,
+        resize: int | None = None,
+        match_threshold: float = 0.1,
+        depth_confidence: float = 0.95,
+        width_confidence: float = 0.99,
+        device: str = "auto",
+        speed: list[str] | tuple[str, ...] = (),
+        int8_calibration: str | Path = DEFAULT_CALIBRATION,
+    ) -> None:
+        super().__init__(
+            max_keypoints, resize, match_threshold, depth_confidence, width_confidence, device,
+            speed,
+        )  # fmt: skip
+        self.int8_calibration = str(int8_calibration)
 
     def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         disk, _ = self.models

@@ -67,23 +67,31 @@ def sweep_block(sweep: dict[str, Any]) -> str:
 
 
 def speed_block(speed: dict[str, Any]) -> str:
-    """Speed against AUC@5px per configuration."""
+    """Speed against AUC@5px per configuration, with the AUC difference from the plain one."""
     rows = []
     for name, c in speed["configs"].items():
+        d = c.get("auc@5px_vs_plain")
+        diff = f"{d['diff']:+.3f} [{d['ci90'][0]:+.3f}, {d['ci90'][1]:+.3f}]" if d else ""
         rows.append(
             [
                 name,
                 f"{c['ms_per_pair']:.0f}",
                 f"{c['speedup']:.2f}x",
                 c["auc@5px"],
+                diff,
                 f"{c['solved_pct']:.0f} %",
             ]  # fmt: skip
         )
+    seeds = speed.get("seeds") or []
+    drawn = f" (those of `match_pairs` and those drawn with seeds {seeds})" if seeds else ""
     note = (
-        f"\n{len(speed['pairs'])} same- and cross-season pairs, {speed['threads']} threads, "
-        f"median of {speed['reps']} runs, torch {speed['torch']}.\n"
+        f"\n{len(speed['pairs'])} same- and cross-season pairs{drawn}, {speed['threads']} "
+        f"threads, median of {speed['reps']} run(s), torch {speed['torch']}. The interval is a "
+        f"paired bootstrap 90 % interval over pairs ({speed.get('bootstrap', 0)} draws).\n"
     )
-    return table(["DISK + LightGlue", "ms / pair", "speed-up", "AUC@5px", "solved"], rows) + note
+    header = ["DISK + LightGlue", "ms / pair", "speed-up", "AUC@5px", "AUC@5px − plain [90 %]",
+              "solved"]  # fmt: skip
+    return table(header, rows) + note
 
 
 def blocks(root: Path) -> dict[str, str]:

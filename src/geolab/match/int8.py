@@ -1,0 +1,168 @@
+"""DISK's network in static int8 for ONNX Runtime: export, split, calibrate, quantise.
+
+Static quantisation stores the convolution weights in int8 (one scale per output channel) and
+quantises the activations between layers with scales measured beforehand on calibration images
+(MinMax), so ONNX Runtime runs the convolutions with 8-bit integer kernels (VNNI on CPUs that
+have it). Two changes keep DISK's output close to float32:
+
+- the network's last convolution yields 128 descriptor channels and 1 heatmap channel in one
+  tensor; with one activation scale for both, the heatmap's larger range swamps the
+  descriptors. It is split into a descriptor convolution and a heatmap convolution (each with
+  its own scale) whose outputs are concatenated, which is the same function in float;
+- the first convolution (3 input channels, cheap) stays float32.
+
+The calibration images should look like the images to match (same sensor and processing); no
+ground truth is used. ``benchmarks/match_speed.py`` measures speed and accuracy against float32.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Image files read as calibration images.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
+    """``module`` (one ``(N, C, H, W)`` tensor in, one out) as ONNX with dynamic N, H and W."""
+    blob = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(), example, blob, input_names=["x"], output_names=["y"],
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+    return blob.getvalue()
+
+
+def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
+    """The model with its output convolution split into channels ``[:keep]`` and ``[keep:]``.
+
+    The two convolutions read the same input and their outputs are concatenated into the old
+    output, so the model computes the same function.
+
+    Raises:
+        ValueError: the graph output is not produced by a convolution with weights and bias.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(blob)
+    graph = model.graph
+    out = graph.output[0].name
+    node = next((n for n in graph.node if out in n.output), None)
+    inits = {i.name: i for i in graph.initializer}
+    if node is None or node.op_type != "Conv" or len(node.input) != 3:
+        raise ValueError(f"the output '{out}' does not come from a Conv with weights and bias")
+    weight = numpy_helper.to_array(inits[node.input[1]])
+    bias = numpy_helper.to_array(inits[node.input[2]])
+    nodes = []
+    for part, sl in (("a", slice(None, keep)), ("b", slice(keep, None))):
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(weight[sl].copy(), f"split_{part}.weight"),
+                numpy_helper.from_array(bias[sl].copy(), f"split_{part}.bias"),
+            ]
+        )
+        conv = helper.make_node(
+            "Conv", [node.input[0], f"split_{part}.weight", f"split_{part}.bias"],
+            [f"split_{part}"], name=f"split_conv_{part}",
+        )  # fmt: skip
+        conv.attribute.extend(node.attribute)
+        nodes.append(conv)
+    nodes.append(helper.make_node("Concat", ["split_a", "split_b"], [out], axis=1, name="split"))
+    index = list(graph.node).index(node)
+    graph.node.remove(node)
+    for k, n in enumerate(nodes):
+        graph.node.insert(index + k, n)
+    for name in node.input[1:]:
+        graph.initializer.remove(inits[name])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def calibration_images(folder: str | Path, longest: int, count: int = 8) -> list[np.ndarray]:
+    """Up to ``count`` images of ``folder`` (evenly spaced in name order) as DISK inputs.
+
+    Each is read as grey, repeated to 3 channels, resized so its longest side is ``longest``,
+    scaled to ``[0, 1]`` and zero-padded to a multiple of 16: ``(1, 3, h, w)`` float32.
+
+    Raises:
+        FileNotFoundError: no such folder, or no image in it (names it).
+    """
+    import cv2
+
+    from geolab.match.data import read_any
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: calibration folder (match.int8_calibration) not found")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{root}: no calibration images ({', '.join(IMAGE_SUFFIXES)})")
+    picks = [files[int(i)] for i in np.unique(np.linspace(0, len(files) - 1, count).round())]
+    out = []
+    for path in picks:
+        grey = read_any(path)
+        h, w = grey.shape
+        s = longest / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        x = np.repeat(grey[None, None].astype(np.float32) / 255.0, 3, axis=1)
+        ph, pw = (-x.shape[2]) % 16, (-x.shape[3]) % 16
+        out.append(np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw))))
+    return out
+
+
+def quantize_static_int8(
+    blob: bytes, calibration: Sequence[np.ndarray], float_convs: Sequence[int] = (0,)
+) -> bytes:
+    """Statically quantise the convolutions of an ONNX model (input ``x``) to int8.
+
+    The model is pre-processed as ONNX Runtime recommends (shape inference, graph clean-up),
+    then quantised: QDQ format, per-channel int8 weights, uint8 activations with MinMax ranges
+    over the ``calibration`` inputs. ``float_convs`` are indices (in graph order) of
+    convolutions left in float32.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ValueError("static int8 quantisation needs at least one calibration image")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"x": np.ascontiguousarray(c, np.float32)} for c in calibration])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    convs = [n.name for n in onnx.load_from_string(blob).graph.node if n.op_type == "Conv"]
+    with tempfile.TemporaryDirectory(prefix="geolab-int8-") as tmp:
+        raw, src, dst = (Path(tmp, f"{n}.onnx") for n in ("raw", "float", "int8"))
+        raw.write_bytes(blob)
+        # shape inference and graph clean-up; symbolic shapes fail on the dynamic H and W
+        quant_pre_process(str(raw), str(src), skip_symbolic_shape=True)
+        quantize_static(
+            str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv"], nodes_to_exclude=[convs[i] for i in float_convs],
+            calibrate_method=CalibrationMethod.MinMax,
+        )  # fmt: skip
+        return dst.read_bytes()

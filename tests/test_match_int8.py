@@ -1,0 +1,121 @@
+"""Static int8 DISK for ONNX Runtime (the ``onnx_int8`` speed option)."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from geolab.match import int8
+from geolab.match import matchers as M
+
+ROOT = Path(__file__).resolve().parents[1]
+T36 = ROOT / "data" / "sentinel2" / "T36UYA"
+
+
+class Tiny(nn.Module):
+    """conv -> relu -> conv with 5 output channels, like DISK's descriptor + heatmap output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 5, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def _run(blob: bytes, x: torch.Tensor) -> np.ndarray:
+    return M.OnnxRuntimeModule(blob)(x).numpy()
+
+
+def test_split_output_conv_computes_the_same_function():
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    blob = int8.export_onnx(model, torch.rand(1, 3, 16, 16))
+    split = int8.split_output_conv(blob, keep=4)
+    import onnx
+
+    ops = [n.op_type for n in onnx.load_from_string(split).graph.node]
+    assert ops.count("Conv") == 3 and ops[-1] == "Concat"
+    x = torch.rand(2, 3, 24, 40)  # another size and batch than the export's
+    with torch.inference_mode():
+        ref = model(x).numpy()
+    np.testing.assert_allclose(_run(split, x), ref, atol=1e-5)
+    np.testing.assert_allclose(_run(blob, x), ref, atol=1e-5)
+
+
+def test_split_output_conv_refuses_a_graph_not_ending_in_conv():
+    blob = int8.export_onnx(nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()), torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="does not come from a Conv"):
+        int8.split_output_conv(blob)
+
+
+def test_quantised_model_is_close_to_float_and_uses_int8():
+    import onnx
+
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    blob = int8.split_output_conv(int8.export_onnx(model, torch.rand(1, 3, 16, 16)), keep=4)
+    rng = np.random.default_rng(0)
+    calib = [rng.random((1, 3, 32, 32), dtype=np.float32) for _ in range(4)]
+    q = int8.quantize_static_int8(blob, calib, float_convs=())
+    graph = onnx.load_from_string(q).graph
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) >= 3
+    x = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))
+    with torch.inference_mode():
+        ref = model(x).numpy()
+    got = _run(q, x)
+    assert np.abs(got - ref).mean() < 0.05 * np.abs(ref).mean() + 1e-3
+    with pytest.raises(ValueError, match="at least one calibration image"):
+        int8.quantize_static_int8(blob, [])
+
+
+def test_calibration_images_are_padded_disk_inputs(tmp_path):
+    images = int8.calibration_images(T36, longest=100, count=3)
+    assert len(images) == 3
+    for x in images:
+        assert x.dtype == np.float32 and x.shape[:2] == (1, 3)
+        assert x.shape[2] % 16 == 0 and x.shape[3] % 16 == 0 and max(x.shape[2:]) <= 112
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.1
+    with pytest.raises(FileNotFoundError, match="calibration folder"):
+        int8.calibration_images(tmp_path / "nope", 100)
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(FileNotFoundError, match="no calibration images"):
+        int8.calibration_images(tmp_path, 100)
+
+
+def test_onnx_int8_disk_recovers_a_known_shift():
+    img = cv2.imread(str(T36 / "T36UYA_20160621T084012_TCI.jpg"), cv2.IMREAD_GRAYSCALE)[:192, :192]
+    shifted = np.ascontiguousarray(img[4:, 7:])
+    fast = M.build_matcher(
+        "disk_lightglue", max_keypoints=256, resize=192, speed=["onnx_int8"], device="cpu"
+    )
+    unet = fast.models[0].unet
+    assert isinstance(unet, M.OnnxRuntimeModule)
+    out = fast(img, shifted)
+    assert len(out["kpts0"]) > 50
+    d = out["kpts0"] - out["kpts1"]
+    assert np.median(np.abs(d - [7, 4]), axis=0).max() < 1.0  # the known shift
+    # the int8 network stays close to the float one on DISK's real weights
+    plain = M.build_matcher("disk_lightglue", max_keypoints=256, device="cpu")
+    x = torch.from_numpy(int8.calibration_images(T36, 128, count=1)[0])
+    with torch.inference_mode():
+        ref = plain.models[0].unet(x)
+    got = unet(x)
+    corr = np.corrcoef(got[0, 128].ravel(), ref[0, 128].ravel())[0, 1]
+    assert corr > 0.98  # heatmap
+    desc_err = (got[:, :128] - ref[:, :128]).abs().mean() / ref[:, :128].abs().mean()
+    assert desc_err < 0.3
+
+
+def test_onnx_int8_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="DISK only, not aliked"):
+        _ = M.build_matcher("aliked_lightglue", speed=["onnx_int8"], device="cpu").models
+    missing = M.build_matcher(
+        "disk_lightglue", speed=["onnx_int8"], int8_calibration=tmp_path / "x", device="cpu"
+    )
+    with pytest.raises(FileNotFoundError, match="match.int8_calibration"):
+        _ = missing.models
