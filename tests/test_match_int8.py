@@ -114,8 +114,29 @@ def test_onnx_int8_disk_recovers_a_known_shift():
 def test_onnx_int8_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="DISK only, not aliked"):
         _ = M.build_matcher("aliked_lightglue", speed=["onnx_int8"], device="cpu").models
-    missing = M.build_matcher(
-        "disk_lightglue", speed=["onnx_int8"], int8_calibration=tmp_path / "x", device="cpu"
-    )
-    with pytest.raises(FileNotFoundError, match="match.int8_calibration"):
-        _ = missing.models
+    with pytest.raises(FileNotFoundError, match="x: calibration folder"):
+        M.build_matcher(
+            "disk_lightglue", speed=["onnx_int8"], int8_calibration=tmp_path / "x", device="cpu"
+        )
+    # without onnx_int8 the folder is not needed
+    M.build_matcher("disk_lightglue", int8_calibration=tmp_path / "x", device="cpu")
+
+
+def test_pair_cli_with_int8_disk(tmp_path):
+    from geolab.match.cli import main as match_cli
+
+    img = cv2.imread(str(T36 / "T36UYA_20160621T084012_TCI.jpg"), cv2.IMREAD_GRAYSCALE)[:320, :320]
+    a, b, js = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "m.json"
+    cv2.imwrite(str(a), img[:288, :288])
+    cv2.imwrite(str(b), img[20:308, 12:300])  # shifted by (12, 20) px
+    eolearn = ROOT / "data" / "sentinel2" / "eolearn_slovenia"
+    argv = ["pair", str(a), str(b), "--max-keypoints", "512", "--speed", "onnx_int8",
+            "--int8-calibration", str(eolearn), "--json", str(js)]  # fmt: skip
+    assert match_cli(argv) == 0
+    import json
+
+    H = np.array(json.loads(js.read_text())["homography"])
+    assert np.allclose(H[:2, 2], [-12, -20], atol=1.5)
+    bad = argv[:-4] + ["--int8-calibration", str(tmp_path / "none"), "--json", str(js)]
+    with pytest.raises(SystemExit, match="none: calibration folder"):
+        match_cli(bad)

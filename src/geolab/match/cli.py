@@ -31,6 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--ransac-threshold", type=float, default=3.0, help="inlier threshold (px)")
     pr.add_argument("--rotation-search", action="store_true", help="try 0/90/180/270 degrees")
     pr.add_argument("--weights", help="user weights (SuperPoint matchers only)")
+    pr.add_argument(
+        "--speed",
+        nargs="*",
+        default=[],
+        metavar="OPTION",
+        help="LightGlue matchers' speed options, e.g. onnx_int8 (docs/match.md)",
+    )
+    pr.add_argument(
+        "--int8-calibration",
+        type=Path,
+        metavar="FOLDER",
+        help="images that calibrate onnx_int8 (default: match.int8_calibration)",
+    )
     pr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     return p
 
@@ -48,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         img_a, img_b = read_any(args.a), read_any(args.b)
         values = {"max_keypoints": args.max_keypoints, "resize": args.resize,
-                  "device": args.device, "weights": args.weights}  # fmt: skip
+                  "device": args.device, "weights": args.weights, "speed": args.speed}  # fmt: skip
+        if args.int8_calibration:
+            values["int8_calibration"] = args.int8_calibration
         matcher = build_matcher(args.matcher, **matcher_kwargs(args.matcher, values))
     except (FileNotFoundError, ValueError, KeyError, MatcherUnavailable) as err:
         raise SystemExit(f"geolab match pair: {err}") from None
