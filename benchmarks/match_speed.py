@@ -9,21 +9,24 @@ homographies; 8 pairs per seed by default), so the AUC rests on more than a hand
 ms per pair is the median over repetitions of the mean over pairs (after one warm-up pair);
 AUC@5px comes from the corner errors of the homographies fitted with the same robust estimator
 as ``match_evaluate``, and its difference from the plain pipeline's on the same pairs comes with
-a paired bootstrap 90 % interval (``auc@5px_vs_plain``). The baseline is kornia's DISK +
-LightGlue as it comes: 2048 keypoints on the 512 px image, default adaptive depth/width,
-float32, contiguous NCHW. ``--configs int8 ONNX`` runs only the rows whose names contain one of
-the words (and the baseline).
+a paired bootstrap 90 % interval (``auc@5px_vs_plain``; date pairs are resampled as clusters,
+since the seeds draw some of the same dates again with other homographies). The baseline is
+kornia's DISK + LightGlue as it comes: 2048 keypoints on the 512 px image, default adaptive
+depth/width, float32, contiguous NCHW. ``--configs int8 ONNX`` runs only the rows whose names
+contain one of the words (and the baseline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import torch
 from tqdm import tqdm
 
@@ -31,12 +34,12 @@ from geolab.common.io import write_json
 from geolab.match.data import load_pairs
 from geolab.match.evaluate import RobustParams, score_pair, summarise
 from geolab.match.geometry import auc
-from geolab.match.matchers import build_matcher
+from geolab.match.matchers import DEFAULT_CALIBRATION, build_matcher
 
 #: name -> DiskLightGlue keyword arguments. The first rows make one change to the plain pipeline;
 #: the rows after "384 px, 1024 kp, ONNX Runtime DISK" make one change to that one.
 FAST = {"max_keypoints": 1024, "resize": 384}
-EOLEARN = "data/sentinel2/eolearn_slovenia"
+EOLEARN = DEFAULT_CALIBRATION
 CONFIGS: dict[str, dict[str, Any]] = {
     "plain kornia (2048 kp, 512 px)": {"max_keypoints": 2048},
     "+ channels_last": {"max_keypoints": 2048, "speed": ["channels_last"]},
@@ -72,6 +75,17 @@ def run(config: dict[str, Any], pairs: list[dict[str, Any]], robust: RobustParam
     return {"ms": statistics.mean(r["ms"] for r in rows), "rows": rows}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def bench_pairs(pairs_dir: Path, scenes: Path, seeds: list[int]) -> list[dict[str, Any]]:
     """Same- and cross-season pairs of ``match_pairs``, plus pairs drawn with other seeds.
 
@@ -92,14 +106,30 @@ def bench_pairs(pairs_dir: Path, scenes: Path, seeds: list[int]) -> list[dict[st
     return pairs
 
 
-def auc_difference(errors: list[float], base: list[float], draws: int, rng) -> dict[str, float]:
-    """AUC@5px minus the baseline's on the same pairs, with a paired bootstrap 90 % interval."""
+def bootstrap_draws(ids: list[str], draws: int, seed: int = 0) -> list[np.ndarray]:
+    """Pair indices of ``draws`` cluster-bootstrap resamples, the same for every configuration.
+
+    A cluster is a date pair (the id without its ``@seed``): the same two dates warped by
+    other homographies are not independent samples, so they are drawn together.
+    """
+    clusters: dict[str, list[int]] = {}
+    for i, pid in enumerate(ids):
+        clusters.setdefault(pid.split("@")[0], []).append(i)
+    groups = list(clusters.values())
+    rng = np.random.default_rng(seed)
+    return [
+        np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+        for _ in range(draws)
+    ]
+
+
+def auc_difference(
+    errors: list[float], base: list[float], draws: list[np.ndarray]
+) -> dict[str, Any]:
+    """AUC@5px minus the baseline's on the same pairs, with a 90 % interval over ``draws``."""
     e, b = np.asarray(errors), np.asarray(base)
-    diffs = []
-    for _ in range(draws):
-        i = rng.integers(0, len(e), len(e))
-        diffs.append(auc(e[i], (5,))[5] - auc(b[i], (5,))[5])
-    lo, hi = np.percentile(diffs, [5, 95])
+    diffs = [auc(e[i], (5,))[5] - auc(b[i], (5,))[5] for i in draws]
+    lo, hi = np.percentile(diffs, [5, 95]) if diffs else (np.nan, np.nan)
     return {"diff": auc(e, (5,))[5] - auc(b, (5,))[5], "ci90": [float(lo), float(hi)]}
 
 
@@ -141,7 +171,7 @@ def main() -> None:
             ms[name].append(out["ms"])
             rows[name] = out["rows"]
     base_errors = [r["corner_error"] for r in rows[BASE]]
-    rng = np.random.default_rng(0)
+    draws = bootstrap_draws([x["id"] for x in pairs], args.bootstrap)
     results: dict[str, Any] = {"configs": {}}
     for name, config in configs.items():
         s = summarise(rows[name], args.solved_px)
@@ -151,7 +181,7 @@ def main() -> None:
             "ms_per_pair": statistics.median(ms[name]),
             "speedup": statistics.median(ms[BASE]) / statistics.median(ms[name]),
             "auc@5px": s["auc@5px"],
-            "auc@5px_vs_plain": auc_difference(errors, base_errors, args.bootstrap, rng),
+            "auc@5px_vs_plain": auc_difference(errors, base_errors, draws),
             "auc@10px": s["auc@10px"],
             "solved_pct": s["solved_pct"],
             "corner_errors": [round(e, 3) for e in errors],
@@ -161,6 +191,9 @@ def main() -> None:
         pairs=[x["id"] for x in pairs],
         seeds=args.seeds,
         bootstrap=args.bootstrap,
+        date_pairs=len({x["id"].split("@")[0] for x in pairs}),
+        cpu=cpu_model(),
+        onnxruntime=onnxruntime.__version__,
         threads=args.threads,
         reps=args.reps,
         torch=torch.__version__,

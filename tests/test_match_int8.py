@@ -38,8 +38,11 @@ def test_split_output_conv_computes_the_same_function():
     split = int8.split_output_conv(blob, keep=4)
     import onnx
 
-    ops = [n.op_type for n in onnx.load_from_string(split).graph.node]
+    graph = onnx.load_from_string(split).graph
+    ops = [n.op_type for n in graph.node]
     assert ops.count("Conv") == 3 and ops[-1] == "Concat"
+    inits = {i.name for i in graph.initializer}
+    assert {"split_a.weight", "split_b.bias"} <= inits and not {"b.weight", "b.bias"} & inits
     x = torch.rand(2, 3, 24, 40)  # another size and batch than the export's
     with torch.inference_mode():
         ref = model(x).numpy()
@@ -64,6 +67,13 @@ def test_quantised_model_is_close_to_float_and_uses_int8():
     q = int8.quantize_static_int8(blob, calib, float_convs=())
     graph = onnx.load_from_string(q).graph
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) >= 3
+    assert int8.float_conv_inputs(q) == [False, False, False]
+    # the default keeps the first convolution float
+    first_float = int8.quantize_static_int8(blob, calib)
+    assert int8.float_conv_inputs(first_float) == [True, False, False]
+    assert int8.float_conv_inputs(blob) == [True, True, True]
+    with pytest.raises(ValueError, match="float_convs"):
+        int8.quantize_static_int8(blob, calib, float_convs=(7,))
     x = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))
     with torch.inference_mode():
         ref = model(x).numpy()
@@ -80,6 +90,18 @@ def test_calibration_images_are_padded_disk_inputs(tmp_path):
         assert x.dtype == np.float32 and x.shape[:2] == (1, 3)
         assert x.shape[2] % 16 == 0 and x.shape[3] % 16 == 0 and max(x.shape[2:]) <= 112
         assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.1
+    # enlarged images (the eo-learn scenes are 100 px) go the matcher's way too
+    eolearn = ROOT / "data" / "sentinel2" / "eolearn_slovenia"
+    (x,) = int8.calibration_images(eolearn, longest=200, count=1)
+    first = sorted(eolearn.glob("*.png"))[0]
+    from geolab.match.data import read_any
+
+    rgb, _ = M.resize_longest(M.to_rgb(read_any(first)), 200)
+    assert rgb.shape[0] > 100  # enlarged
+    ref = rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    h, w = rgb.shape[:2]
+    np.testing.assert_array_equal(x[:, :, :h, :w], ref)
+    assert x.shape[2] == h + (-h) % 16 and not x[:, :, h:].any() and not x[:, :, :, w:].any()
     with pytest.raises(FileNotFoundError, match="calibration folder"):
         int8.calibration_images(tmp_path / "nope", 100)
     (tmp_path / "notes.txt").write_text("no images here")
@@ -91,10 +113,13 @@ def test_onnx_int8_disk_recovers_a_known_shift():
     img = cv2.imread(str(T36 / "T36UYA_20160621T084012_TCI.jpg"), cv2.IMREAD_GRAYSCALE)[:192, :192]
     shifted = np.ascontiguousarray(img[4:, 7:])
     fast = M.build_matcher(
-        "disk_lightglue", max_keypoints=256, resize=192, speed=["onnx_int8"], device="cpu"
-    )
+        "disk_lightglue", max_keypoints=256, resize=192, speed=["onnx_int8"], device="cpu",
+        int8_calibration=ROOT / M.DEFAULT_CALIBRATION,
+    )  # fmt: skip
     unet = fast.models[0].unet
     assert isinstance(unet, M.OnnxRuntimeModule)
+    quantised = int8.float_conv_inputs(unet.model)
+    assert quantised[0] and len(quantised) > 5 and not any(quantised[1:])
     out = fast(img, shifted)
     assert len(out["kpts0"]) > 50
     d = out["kpts0"] - out["kpts1"]
@@ -120,6 +145,14 @@ def test_onnx_int8_errors_name_the_problem(tmp_path):
         )
     # without onnx_int8 the folder is not needed
     M.build_matcher("disk_lightglue", int8_calibration=tmp_path / "x", device="cpu")
+    # the params' default is the matcher's, and the pipeline passes the param on
+    from geolab.match.config import MatchParams
+    from geolab.match.pipeline import make_matchers
+
+    p = MatchParams(speed=["onnx_int8"], int8_calibration=str(tmp_path / "y"))
+    assert MatchParams().int8_calibration == M.DEFAULT_CALIBRATION
+    with pytest.raises(FileNotFoundError, match="y: calibration folder"):
+        make_matchers(["disk_lightglue"], p, "cpu")
 
 
 def test_pair_cli_with_int8_disk(tmp_path):
@@ -131,12 +164,46 @@ def test_pair_cli_with_int8_disk(tmp_path):
     cv2.imwrite(str(b), img[20:308, 12:300])  # shifted by (12, 20) px
     eolearn = ROOT / "data" / "sentinel2" / "eolearn_slovenia"
     argv = ["pair", str(a), str(b), "--max-keypoints", "512", "--speed", "onnx_int8",
-            "--int8-calibration", str(eolearn), "--json", str(js)]  # fmt: skip
+            "--int8-calibration", str(eolearn), "--device", "cpu", "--json", str(js)]  # fmt: skip
     assert match_cli(argv) == 0
     import json
 
     H = np.array(json.loads(js.read_text())["homography"])
     assert np.allclose(H[:2, 2], [-12, -20], atol=1.5)
-    bad = argv[:-4] + ["--int8-calibration", str(tmp_path / "none"), "--json", str(js)]
+    bad = argv[:-6] + ["--int8-calibration", str(tmp_path / "none"), "--json", str(js)]
     with pytest.raises(SystemExit, match="none: calibration folder"):
         match_cli(bad)
+    (tmp_path / "empty").mkdir()
+    bad = argv[:-6] + ["--int8-calibration", str(tmp_path / "empty"), "--device", "cpu",
+                       "--json", str(js)]  # fmt: skip
+    with pytest.raises(SystemExit, match="no calibration images"):
+        match_cli(bad)
+    sift = ["pair", str(a), str(b), "--matcher", "sift_ratio", "--speed", "onnx_int8",
+            "--json", str(js)]  # fmt: skip
+    with pytest.raises(SystemExit, match="sift_ratio does not take --speed"):
+        match_cli(sift)
+
+
+def _bench():
+    import runpy
+
+    return runpy.run_path(str(ROOT / "benchmarks" / "match_speed.py"), run_name="bench")
+
+
+def test_benchmark_bootstrap_resamples_date_pairs_together():
+    bench = _bench()
+    ids = ["a__b", "a__b@1", "a__b@2", "c__d", "c__d@1", "e__f"]
+    draws = bench["bootstrap_draws"](ids, 200)
+    assert len(draws) == 200
+    for i in draws[:50]:
+        picked = [ids[k].split("@")[0] for k in i]
+        for pair, n in (("a__b", 3), ("c__d", 2), ("e__f", 1)):
+            assert picked.count(pair) % n == 0  # whole clusters only
+    again = bench["bootstrap_draws"](ids, 200)
+    assert all(np.array_equal(x, y) for x, y in zip(draws, again, strict=True))
+    inf = float("inf")
+    base = [1.0, 2.0, inf, inf, inf, inf]
+    same = bench["auc_difference"](base, base, draws)
+    assert same["diff"] == 0.0 and same["ci90"] == [0.0, 0.0]
+    worse = bench["auc_difference"]([inf] * 6, base, draws)
+    assert worse["diff"] < 0 and worse["ci90"][0] < worse["ci90"][1] <= 0

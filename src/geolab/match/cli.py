@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "--int8-calibration",
         type=Path,
         metavar="FOLDER",
-        help="images that calibrate onnx_int8 (default: match.int8_calibration)",
+        help="images that calibrate onnx_int8 (default: data/sentinel2/eolearn_slovenia, "
+        "relative to the working directory)",
     )
     pr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     return p
@@ -64,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
                   "device": args.device, "weights": args.weights, "speed": args.speed}  # fmt: skip
         if args.int8_calibration:
             values["int8_calibration"] = args.int8_calibration
-        matcher = build_matcher(args.matcher, **matcher_kwargs(args.matcher, values))
+        kwargs = matcher_kwargs(args.matcher, values)
+        for key in ("speed", "int8_calibration"):
+            if values.get(key) and key not in kwargs:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"{args.matcher} does not take {flag}")
+        matcher = build_matcher(args.matcher, **kwargs)
+        _ = getattr(matcher, "models", None)  # build the networks now, so their errors land here
     except (FileNotFoundError, ValueError, KeyError, MatcherUnavailable) as err:
         raise SystemExit(f"geolab match pair: {err}") from None
     if args.rotation_search:

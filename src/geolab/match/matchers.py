@@ -299,6 +299,7 @@ class OnnxRuntimeModule(nn.Module):
         super().__init__()
         import onnxruntime as ort
 
+        self.model = model
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -83,12 +83,25 @@ def speed_block(speed: dict[str, Any]) -> str:
             ]  # fmt: skip
         )
     seeds = speed.get("seeds") or []
-    drawn = f" (those of `match_pairs` and those drawn with seeds {seeds})" if seeds else ""
+    drawn = ""
+    if seeds:
+        drawn = f" (those of `match_pairs` and those drawn with seeds {', '.join(map(str, seeds))}"
+        drawn += f"; {speed['date_pairs']} distinct date pairs)" if "date_pairs" in speed else ")"
     note = (
         f"\n{len(speed['pairs'])} same- and cross-season pairs{drawn}, {speed['threads']} "
-        f"threads, median of {speed['reps']} run(s), torch {speed['torch']}. The interval is a "
-        f"paired bootstrap 90 % interval over pairs ({speed.get('bootstrap', 0)} draws).\n"
+        f"threads, median of {speed['reps']} run(s), torch {speed['torch']}"
     )
+    if speed.get("onnxruntime"):
+        note += f", ONNX Runtime {speed['onnxruntime']}"
+    if speed.get("cpu"):
+        note += f", {speed['cpu']}"
+    note += "."
+    if any("auc@5px_vs_plain" in c for c in speed["configs"].values()):
+        note += (
+            f" The interval is a 90 % bootstrap interval ({speed.get('bootstrap', 0)} draws) "
+            "that resamples date pairs, each with all its homographies."
+        )
+    note += "\n"
     header = ["DISK + LightGlue", "ms / pair", "speed-up", "AUC@5px", "AUC@5px − plain [90 %]",
               "solved"]  # fmt: skip
     return table(header, rows) + note
