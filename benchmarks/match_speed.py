@@ -106,6 +106,11 @@ def bench_pairs(pairs_dir: Path, scenes: Path, seeds: list[int]) -> list[dict[st
     return pairs
 
 
+def date_pair(pair_id: str) -> str:
+    """The date pair of a benchmark pair id (the id without the ``@seed`` of a drawn pair)."""
+    return pair_id.split("@")[0]
+
+
 def bootstrap_draws(ids: list[str], draws: int, seed: int = 0) -> list[np.ndarray]:
     """Pair indices of ``draws`` cluster-bootstrap resamples, the same for every configuration.
 
@@ -114,7 +119,7 @@ def bootstrap_draws(ids: list[str], draws: int, seed: int = 0) -> list[np.ndarra
     """
     clusters: dict[str, list[int]] = {}
     for i, pid in enumerate(ids):
-        clusters.setdefault(pid.split("@")[0], []).append(i)
+        clusters.setdefault(date_pair(pid), []).append(i)
     groups = list(clusters.values())
     rng = np.random.default_rng(seed)
     return [
@@ -191,7 +196,7 @@ def main() -> None:
         pairs=[x["id"] for x in pairs],
         seeds=args.seeds,
         bootstrap=args.bootstrap,
-        date_pairs=len({x["id"].split("@")[0] for x in pairs}),
+        date_pairs=len({date_pair(x["id"]) for x in pairs}),
         cpu=cpu_model(),
         onnxruntime=onnxruntime.__version__,
         threads=args.threads,

@@ -97,6 +97,21 @@ def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
     return model.SerializeToString()
 
 
+def calibration_files(folder: str | Path) -> list[Path]:
+    """The image files of a calibration folder, in name order.
+
+    Raises:
+        FileNotFoundError: no such folder, or no image in it (names it).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: calibration folder (match.int8_calibration) not found")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{root}: no calibration images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
 def calibration_images(folder: str | Path, longest: int, count: int = 8) -> list[np.ndarray]:
     """Up to ``count`` images of ``folder`` (evenly spaced in name order) as DISK inputs.
 
@@ -112,12 +127,7 @@ def calibration_images(folder: str | Path, longest: int, count: int = 8) -> list
     from geolab.match.data import read_any
     from geolab.match.matchers import resize_longest, to_rgb
 
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: calibration folder (match.int8_calibration) not found")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"{root}: no calibration images ({', '.join(IMAGE_SUFFIXES)})")
+    files = calibration_files(folder)
     picks = [files[int(i)] for i in np.unique(np.linspace(0, len(files) - 1, count).round())]
     out = []
     for path in picks:

@@ -512,10 +512,10 @@ class DiskLightGlue(_LightGlueMatcher):
             speed,
         )  # fmt: skip
         self.int8_calibration = str(int8_calibration)
-        if "onnx_int8" in self.speed and not Path(int8_calibration).is_dir():
-            raise FileNotFoundError(
-                f"{int8_calibration}: calibration folder (match.int8_calibration) not found"
-            )
+        if "onnx_int8" in self.speed:  # a missing or empty folder fails here, not at first use
+            from geolab.match.int8 import calibration_files
+
+            calibration_files(int8_calibration)
 
     def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         disk, _ = self.models
