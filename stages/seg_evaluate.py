@@ -1,12 +1,15 @@
 """Stage seg_evaluate: score the segmentation model on whole test tiles; figures on val tiles.
 
 Every labelled pixel of the test tiles counts, at the original resolution (sliding-window
-inference over each whole image). Logged as ``test/...``: ``miou_5`` (mean IoU over the 5 real
+inference over each whole image, at the checkpoint's ``infer_scales``, probabilities averaged
+when there are several). Logged as ``test/...``: ``miou_5`` (mean IoU over the 5 real
 classes building, land, road, vegetation, water: the gated metric), ``miou_6`` (with
 ``unlabeled``), ``pixel_accuracy`` and per-class ``iou``, ``precision``, ``recall``, ``f1``.
 Also a confusion matrix (a seeded subsample of at most 200k labelled pixels), per-class
 precision/recall bars, the training curves, 10 validation images with their true and predicted
 masks, and ``per_class.json`` (per-class scores, pixel counts and the full confusion matrix).
+With ``--sweep-scales``, ``scale_sweep.json``/``.png``: whole val tiles scored at each single
+inference scale, the evidence for ``seg.infer_scales`` (chosen on val, never on test).
 """
 
 from pathlib import Path
@@ -26,6 +29,8 @@ from geolab.seg.evaluate import (
     per_class_bars,
     per_class_table,
     pick_examples,
+    scale_sweep,
+    scale_sweep_figure,
     select_tiles,
 )
 from geolab.seg.infer import predict_tile
@@ -50,6 +55,14 @@ def main() -> None:
         default=CONFUSION_PIXELS,
         help="labelled pixels sampled for the confusion-matrix plot",
     )
+    p.add_argument(
+        "--sweep-scales",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score the val tiles predicted at each of these single scales "
+        "(scale_sweep.json and .png: how seg.infer_scales was chosen)",
+    )
     args = p.parse_args()
     ctx = start("seg", args.params)
     c = ctx.params
@@ -66,7 +79,9 @@ def main() -> None:
     out = evaluate_tiles(
         model, extra, select_tiles(samples, c.test_tiles), **infer, device=ctx.device
     )
-    val = pick_examples(select_tiles(samples, c.val_tiles), EXAMPLES)
+    val_tiles = select_tiles(samples, c.val_tiles)
+    sweep = scale_sweep(model, extra, val_tiles, args.sweep_scales, **infer, device=ctx.device)
+    val = pick_examples(val_tiles, EXAMPLES)
     val_preds = [
         predict_tile(model, dubai.read_image(s.image), extra, **infer, device=ctx.device)
         for s in val
@@ -96,6 +111,16 @@ def main() -> None:
             live.log_image(name, fig)
             plt.close(fig)
         write_json(Path(args.live) / "per_class.json", per_class_table(out))
+        if sweep:
+            chosen = extra.get("infer_scales") or [extra["scale"]]
+            write_json(
+                Path(args.live) / "scale_sweep.json",
+                {"tiles": c.val_tiles, "infer_scales": chosen, "scales": sweep},
+            )
+            title = f"val tiles {c.val_tiles}: whole-tile IoU by inference scale"
+            fig = scale_sweep_figure(sweep, chosen, title)
+            live.log_image("scale_sweep.png", fig)
+            plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,37 @@ def test_predict_tile_rescales_and_restores_the_size():
     assert odd.shape == (23, 55) and (odd == expected[:23, :55]).mean() > 0.9
 
 
+class SizeModel(nn.Module):
+    """The same class probabilities at every pixel, chosen by the input's height."""
+
+    def __init__(self, probs_by_height: dict[int, list[float]]):
+        super().__init__()
+        self.probs = probs_by_height
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.tensor(self.probs[x.shape[2]] + [1e-6] * (6 - len(self.probs[x.shape[2]])))
+        return p.log().view(1, -1, 1, 1).expand(x.shape[0], -1, *x.shape[2:])
+
+
+def test_multiscale_averages_probabilities():
+    image = np.full((16, 16, 3), 100, np.uint8)
+    model = SizeModel({16: [0.6, 0.4], 8: [0.1, 0.9]})
+    extra = _extra(scale=1.0, divisor=8)
+    assert (predict_tile(model, image, extra, window=16, overlap=0) == 0).all()
+    assert (predict_tile(model, image, extra, window=16, overlap=0, scales=[0.5]) == 1).all()
+    both = predict_tile(model, image, extra, window=16, overlap=0, scales=[1.0, 0.5])
+    assert both.shape == (16, 16) and (both == 1).all()  # 0.6 + 0.1 < 0.4 + 0.9
+    model.probs[8] = [0.45, 0.55]
+    assert (predict_tile(model, image, extra, window=16, overlap=0, scales=[1, 0.5]) == 0).all()
+    # the checkpoint's infer_scales are the default
+    stored = {**extra, "infer_scales": [0.5]}
+    assert (predict_tile(model, image, stored, window=16, overlap=0) == 1).all()
+    with pytest.raises(ValueError, match="scales is empty"):
+        predict_tile(model, image, extra, window=16, overlap=0, scales=[])
+    with pytest.raises(ValueError, match="scale"):
+        predict_tile(model, image, extra, window=16, overlap=0, scales=[1.5])
+
+
 def test_predict_tile_rejects_bad_input():
     model = ColourModel(divisor=1)
     for bad in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8)):
@@ -260,7 +291,16 @@ def test_stage_smoke(tmp_path, run_stage):
         _write_series(train_live, metric, values)
     _write_series(train_live, "val/pixel_accuracy", [0.5, 0.6])
     args = ("--params", params, "--data", data, "--model", model, "--live", live)
-    run_stage("seg_evaluate", *args, "--train-live", train_live, "--window", "16", "--overlap", "4")
+    run_stage(
+        "seg_evaluate",
+        *args,
+        *("--train-live", train_live, "--window", "16", "--overlap", "4"),
+        *("--sweep-scales", "1", "0.5"),
+    )
+    sweep = json.loads((live / "scale_sweep.json").read_text())
+    assert sweep["tiles"] == [2] and list(sweep["scales"]) == ["1", "0.5"]
+    assert all(0 <= v["miou_5"] <= 1 and "water" in v["iou"] for v in sweep["scales"].values())
+    assert (live / "plots/images/scale_sweep.png").stat().st_size > 0
     test = json.loads((live / "metrics.json").read_text())["test"]
     assert 0 <= test["miou_5"] <= 1 and 0 <= test["pixel_accuracy"] <= 1 and "miou_6" in test
     assert set(test["iou"]) <= set(CLASSES) and "road" in test["recall"]
@@ -292,6 +332,10 @@ def test_cli_predict(tmp_path, capsys):
     assert "img.jpg" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="dvc repro seg_train"):
         geolab_main([*argv, "--model", str(tmp_path / "none.pt")])
+    small = [*argv, "--model", str(model), "--window", "16"]
+    assert geolab_main([*small, "--scales", "1", "0.5"]) == 0
+    with pytest.raises(SystemExit, match="scale"):
+        geolab_main([*small, "--scales", "2"])
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(SystemExit, match="bad.jpg"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from geolab.common.params import ParamsError, load_section
 from geolab.common.train import load_checkpoint
 from geolab.seg.models import MODELS
 from geolab.seg.train import IGNORE, _augment, class_weights, dice_loss, make_loss
@@ -83,6 +84,7 @@ def test_stage_smoke(tmp_path, run_stage):
     )
     net, blob = load_checkpoint(model, MODELS.build)
     assert blob["extra"]["divisor"] == 4 and blob["extra"]["scale"] == 0.5
+    assert blob["extra"]["infer_scales"] == [0.5]  # default: the training scale
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 6, 32, 32)
     metrics = json.loads((tmp_path / "live/metrics.json").read_text())
     assert 0 <= metrics["val"]["miou"] <= 1
@@ -97,3 +99,11 @@ def test_miou_counts_pixels_predicted_unlabeled():
     out = miou_scores(cm)
     assert out["miou"] == pytest.approx(0.75) and out["pixel_accuracy"] == pytest.approx(0.75)
     assert miou_scores(np.zeros((6, 6), np.int64))["miou"] == 0.0
+
+
+@pytest.mark.parametrize("scales", [[], [0.0], [0.5, 1.5]])
+def test_infer_scales_are_checked(tmp_path, scales):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seg": {"infer_scales": scales}}))
+    with pytest.raises(ParamsError, match="infer_scales"):
+        load_section("seg", path)

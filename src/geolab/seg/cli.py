@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    pr.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        help="inference scales, probabilities averaged (default: the checkpoint's infer_scales)",
+    )
     pr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     return p
 
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             device,
             args.tta,
+            args.scales,
         )
     except ValueError as err:
         raise SystemExit(f"geolab seg predict: {err}") from None

@@ -28,6 +28,9 @@ class SegParams(TrainConfig):
             class frequencies).
         focal_gamma: focusing exponent of the focal term.
         jitter: strength of the colour jitter (brightness, contrast, saturation), 0 = off.
+        infer_scales: scales (of the original tile) at which whole tiles are predicted in
+            evaluation and ``geolab seg predict``; the class probabilities are averaged
+            (multi-scale inference). null: ``[scale]``. Stored in the checkpoint.
         batch_size: patches per batch.
         tta: evaluate with flip test-time augmentation (4 passes per window).
     """
@@ -46,6 +49,7 @@ class SegParams(TrainConfig):
     class_weights: Literal["none", "inverse_sqrt"] = "inverse_sqrt"
     focal_gamma: float = 2.0
     jitter: float = 0.1
+    infer_scales: list[float] | None = None
     batch_size: int = 8
     tta: bool = False
 
@@ -60,3 +64,7 @@ class SegParams(TrainConfig):
             raise ValueError("stride must be in (0, patch_size]")
         if not self.loss:
             raise ValueError("loss must name at least one term")
+        if self.infer_scales is not None and (
+            not self.infer_scales or not all(0 < s <= 1 for s in self.infer_scales)
+        ):
+            raise ValueError(f"infer_scales must be scales in (0, 1], got {self.infer_scales}")

@@ -65,6 +65,7 @@ def evaluate_tiles(
     device: torch.device | str = "cpu",
     keep_predictions: bool = False,
     tta: bool = False,
+    scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Predict whole tiles with :func:`~geolab.seg.infer.predict_tile` and score every pixel.
 
@@ -78,6 +79,7 @@ def evaluate_tiles(
         device: where the model runs.
         keep_predictions: also return the ``(H, W)`` class maps (memory: one byte per pixel).
         tta: flip test-time augmentation (see ``predict_proba_tile``).
+        scales: inference scales (see ``predict_tile``; default: the checkpoint's).
 
     Returns:
         ``{"confusion": (C, C) int64 (rows true), "scores": scores_from_confusion(...),
@@ -91,7 +93,7 @@ def evaluate_tiles(
     preds = []
     for sample in tqdm(samples, desc="evaluating tiles", mininterval=1.0):
         image, mask = dubai.read_pair(sample)
-        pred = predict_tile(model, image, extra, window, overlap, batch_size, device, tta)
+        pred = predict_tile(model, image, extra, window, overlap, batch_size, device, tta, scales)
         cm += confusion_matrix(mask, pred, len(classes), ignore_index=IGNORE)
         if keep_predictions:
             preds.append(pred)
@@ -274,5 +276,50 @@ def per_class_bars(scores: Mapping[str, Any]) -> plt.Figure:
         f"per-class precision / recall (mIoU-5 {m['miou_5']}, mIoU-6 {m['miou_6']})", fontsize=10
     )
     ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def scale_sweep(
+    model: nn.Module,
+    extra: Mapping[str, Any],
+    samples: Sequence[dubai.Sample],
+    scales: Sequence[float],
+    **infer: Any,
+) -> dict[str, Any]:
+    """Score whole tiles predicted at each single scale (to choose ``seg.infer_scales``).
+
+    Args:
+        model: the segmentation model (on the device of ``infer``).
+        extra: the checkpoint's ``extra``.
+        samples: the images to score (meant: the validation tiles).
+        scales: the scales to try, one at a time.
+        **infer: ``window``, ``overlap``, ``batch_size``, ``device``, ``tta``.
+
+    Returns:
+        ``{"<scale>": {"miou_5", "miou_6", "pixel_accuracy", "iou": {class: IoU}}}`` in the
+        order given.
+    """
+    out = {}
+    for scale in scales:
+        m = evaluate_tiles(model, extra, samples, scales=[scale], **infer)["metrics"]
+        out[f"{scale:g}"] = {k: m[k] for k in ("miou_5", "miou_6", "pixel_accuracy", "iou")}
+    return out
+
+
+def scale_sweep_figure(sweep: Mapping[str, Any], chosen: Sequence[float], title: str) -> plt.Figure:
+    """mIoU-5 and per-class IoU against the inference scale; the chosen scales marked."""
+    scales = [float(s) for s in sweep]
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    classes = [c for c in REAL_CLASSES if c in next(iter(sweep.values()))["iou"]]
+    for c in classes:
+        ax.plot(scales, [sweep[k]["iou"][c] for k in sweep], "o-", lw=1, ms=3, alpha=0.6, label=c)
+    ax.plot(scales, [sweep[k]["miou_5"] for k in sweep], "ko-", lw=2.5, label="mIoU-5")
+    for s in chosen:
+        ax.axvline(s, color="grey", ls="--", lw=1)
+    ax.set_xlabel("inference scale (of the original tile; dashed: seg.infer_scales)")
+    ax.set_ylabel("IoU")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

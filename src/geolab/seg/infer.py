@@ -14,7 +14,7 @@ Checkpoint contract (``blob["extra"]``): ``mean``, ``std`` (normalisation ``(rgb
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -195,15 +195,34 @@ def predict_tile(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     tta: bool = False,
+    scales: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Class ids of a whole tile of any size, at the tile's own resolution.
 
-    Args: as :func:`predict_proba_tile`.
+    Args: as :func:`predict_proba_tile`, plus
+        scales: predict at each of these scales and average the probabilities (multi-scale
+            inference; each map is resized, bilinearly, to the largest scale's size before
+            averaging). Default: the checkpoint's ``infer_scales``, else its ``scale``.
 
     Returns:
         ``(H, W)`` uint8 class ids (indices into the checkpoint's ``classes``).
     """
-    prob = predict_proba_tile(model, image, extra, window, overlap, batch_size, device, tta)
+    _check_extra(extra)
+    if scales is None:
+        scales = extra.get("infer_scales") or [extra["scale"]]
+    if not scales:
+        raise ValueError("scales is empty: give at least one scale to predict at")
+    prob: np.ndarray | None = None
+    for scale in sorted(scales, reverse=True):
+        p = predict_proba_tile(
+            model, image, {**extra, "scale": scale}, window, overlap, batch_size, device, tta
+        )
+        if prob is None:
+            prob = p
+        else:
+            size = (prob.shape[2], prob.shape[1])
+            prob += np.stack([cv2.resize(c, size, interpolation=cv2.INTER_LINEAR) for c in p])
+    assert prob is not None
     pred = prob.argmax(0).astype(np.uint8)
     h, w = image.shape[:2]
     if pred.shape != (h, w):

@@ -15,6 +15,7 @@ STATS = "artifacts/seg/stats.json"
 TRAIN = "results/seg/train/metrics.json"
 TRAIN_LIVE = "results/seg/train"
 EVALUATE = "results/seg/evaluate/per_class.json"
+SWEEP = "results/seg/evaluate/scale_sweep.json"
 SPEED = "benchmarks/results/seg_speed.json"
 PARAMS = "params.yaml"
 
@@ -54,12 +55,15 @@ def results_block(
         share = s["true_pixels"] / per_class["labelled_pixels"]
         rows.append([c, s["iou"], s["precision"], s["recall"], s["f1"], f"{100 * share:.1f} %"])
     classes = table(["class", "IoU", "precision", "recall", "F1", "share of pixels"], rows)
+    infer = " + ".join(f"{x:g}" for x in seg.get("infer_scales") or [seg["scale"]])
     setup = (
         f"Model `{seg['model']}`, loss {' + '.join(seg['loss'])} "
         f"(class weights `{seg['class_weights']}`), tiles scaled by {seg['scale']}, "
         f"{seg['patch_size']} px patches (stride {seg['stride']}), batch {seg['batch_size']}, "
         f"lr {seg['lr']}, {train['epochs_run']} of {seg['epochs']} epochs run, best epoch "
-        f"{train['best_epoch'] + 1} (validation mIoU {best_val:.3f} on patches)."
+        f"{train['best_epoch'] + 1} (validation mIoU {best_val:.3f} on patches); whole tiles "
+        f"predicted at scale {infer}"
+        f"{' with flip TTA' if seg.get('tta') else ''}."
     )
     return f"{head}\n{classes}\n{setup}\n"
 
@@ -97,6 +101,25 @@ def speed_block(speed: dict[str, Any]) -> str:
     return table(header, rows) + note
 
 
+def scales_block(sweep: dict[str, Any]) -> str:
+    """Whole-tile validation scores per inference scale (how ``seg.infer_scales`` was chosen)."""
+    classes = list(next(iter(sweep["scales"].values()))["iou"])
+    classes = [c for c in classes if c != "unlabeled"]
+    rows = []
+    for scale, m in sweep["scales"].items():
+        chosen = float(scale) in [float(x) for x in sweep["infer_scales"]]
+        mark = "**" if chosen else ""
+        rows.append(
+            [f"{mark}{scale}{mark}", f"{mark}{m['miou_5']:.3f}{mark}"]
+            + [f"{m['iou'][c]:.3f}" for c in classes]
+        )
+    head = ["inference scale", "val mIoU-5", *[f"{c} IoU" for c in classes]]
+    tiles = ", ".join(map(str, sweep["tiles"]))
+    return table(head, rows) + (
+        f"\nWhole validation tiles ({tiles}), one scale at a time; bold: `seg.infer_scales`.\n"
+    )
+
+
 def _best_val(root: Path) -> float:
     """The best validation mIoU of the training history (the epoch the checkpoint is from)."""
     _, values = read_series(root / TRAIN_LIVE, "val/miou")
@@ -111,5 +134,6 @@ def blocks(root: Path) -> dict[str, str]:
         "seg-results": results_block(
             read_json(root / EVALUATE), read_json(root / TRAIN), seg, _best_val(root)
         ),
+        "seg-scales": scales_block(read_json(root / SWEEP)),
         "seg-speed": speed_block(read_json(root / SPEED)),
     }

@@ -194,6 +194,7 @@ def train(
             "mean": mean,
             "std": std,
             "scale": params.scale,
+            "infer_scales": list(params.infer_scales or [params.scale]),
             "divisor": divisor(params.model, kwargs),
         },
     )
