@@ -26,6 +26,7 @@ def main() -> None:
         max_length=c.max_length,
         window_words=c.window_words,
         window_stride=c.window_stride,
+        cased_names=c.cased_names,
     )
     sets = {
         "generated": split_dataset(read_jsonl(args.data), c.val_frac, c.test_frac, ctx.base.seed)[

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from geolab.ner.dataset import (
+    LABELS,
     DatasetError,
     Sentence,
     entities,
@@ -266,6 +267,9 @@ def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, caps
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and json.loads(out[1]) == []
     assert all(isinstance(json.loads(line), list) for line in out)
+    assert Tagger.from_dir(model).cased_names is True  # as trained (the params default)
+    assert Tagger.from_dir(model, cased_names=False).cased_names is False
+    assert ner_main(["predict", "K2 .", "--no-cased-names", "--model", str(model)]) == 0
     page = tmp_path / "out.html"
     assert (
         ner_main(
@@ -331,3 +335,18 @@ def test_dense_text_windows_cover_every_word(tiny_model_dir):
     torch.testing.assert_close(probs.sum(-1), torch.ones(62))  # every word was scored
     one = tagger.word_probs(["Etna"])
     torch.testing.assert_close(one.sum(-1), torch.ones(1))
+
+
+def test_cased_names_drops_lower_case_mountains_in_cased_text():
+    def probs_for(tags):
+        return torch.stack([0.05 + 0.85 * (torch.tensor([t == x for x in LABELS])) for t in tags])
+
+    words = ["The", "range", "and", "Mount", "Hood", "and", "K2", "and", "the", "mountains"]
+    tags = [O, B, O, B, I, O, B, O, O, B]
+    on = Tagger(None, None, cased_names=True)
+    off = Tagger(None, None, cased_names=False)
+    assert off.decode(words, probs_for(tags)) == tags
+    kept = on.decode(words, probs_for(tags))
+    assert kept == [O, O, O, B, I, O, B, O, O, O]  # "range", "mountains" dropped; K2 kept
+    lower = [w.lower() for w in words]  # all lower case: nothing to go by, the model decides
+    assert on.decode(lower, probs_for(tags)) == tags

@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--window-words", type=int, help="words per window (default: as trained)")
     pr.add_argument("--window-stride", type=int, help="words between windows (as trained)")
+    pr.add_argument(
+        "--cased-names",
+        action=argparse.BooleanOptionalAction,
+        help="in cased text, drop mountains with no capital letter or digit (default: as trained)",
+    )
     return p
 
 
@@ -50,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.model / "model.pt").exists():
         raise SystemExit(f"{args.model}/model.pt: no trained model (run `dvc repro ner_train`)")
     tagger = Tagger.from_dir(
-        args.model, args.device, window_words=args.window_words, window_stride=args.window_stride
+        args.model,
+        args.device,
+        window_words=args.window_words,
+        window_stride=args.window_stride,
+        cased_names=args.cased_names,
     )
     texts = text.split("\n") if args.jsonl else [text]
     if args.jsonl and texts and texts[-1] == "":

@@ -36,6 +36,8 @@ class NerParams(TrainConfig):
         label_smoothing: cross-entropy label smoothing.
         window_words: words per window when predicting long texts.
         window_stride: words between window starts (windows overlap by the difference).
+        cased_names: in text with capital letters, drop predicted mountains that have no
+            capital letter and no digit (see :class:`~geolab.ner.predict.Tagger`).
         worst_errors: how many worst sentences evaluate lists.
     """
 
@@ -57,6 +59,7 @@ class NerParams(TrainConfig):
     label_smoothing: float = 0.0
     window_words: int = 64
     window_stride: int = 48
+    cased_names: bool = True
     worst_errors: int = 20
 
     def validate(self) -> None:

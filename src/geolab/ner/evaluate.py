@@ -11,7 +11,7 @@ import torch
 
 from geolab.common.metrics import confusion_matrix, scores_from_confusion
 from geolab.common.train import load_checkpoint
-from geolab.ner.dataset import LABEL2ID, LABELS, Sentence, entities, repair_iob2
+from geolab.ner.dataset import LABEL2ID, LABELS, Sentence, entities
 from geolab.ner.model import MODELS, load_tokenizer
 from geolab.ner.predict import Tagger
 from geolab.ner.train import entity_scores
@@ -39,7 +39,7 @@ def score_set(tagger: Tagger, sentences: list[Sentence]) -> dict[str, Any]:
     if not sentences:
         raise ValueError("nothing to score: the set is empty")
     probs = [tagger.word_probs(s.tokens) for s in sentences]
-    pred = [repair_iob2([LABELS[int(i)] for i in p.argmax(-1)])[0] for p in probs]
+    pred = [tagger.decode(s.tokens, p) for s, p in zip(sentences, probs, strict=True)]
     true = [s.tags for s in sentences]
     y_true = np.array([LABEL2ID[t] for tags in true for t in tags])
     y_pred = np.array([LABEL2ID[t] for tags in pred for t in tags])

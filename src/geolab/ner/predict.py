@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from geolab.common.train import to_device
-from geolab.ner.dataset import ENTITY, LABELS, repair_iob2, tokenize
+from geolab.ner.dataset import ENTITY, LABELS, entities, repair_iob2, tokenize
 from geolab.ner.model import encode, word_probs
 
 
@@ -24,6 +24,9 @@ class Tagger:
         window_stride: words between window starts; each word takes its prediction from the
             window in which it is farthest from an edge.
         device: where to run.
+        cased_names: in a text that has capital letters, drop a predicted mountain that has
+            neither a capital letter nor a digit ("the range", "glacier"): names are proper
+            nouns. All-lower-case text is left to the model.
     """
 
     def __init__(
@@ -34,28 +37,30 @@ class Tagger:
         window_words: int = 64,
         window_stride: int = 48,
         device: torch.device | str = "cpu",
+        cased_names: bool = False,
     ) -> None:
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self.window_words, self.window_stride = window_words, window_stride
         self.device = torch.device(device)
+        self.cased_names = cased_names
 
     @classmethod
     def from_dir(
-        cls, model_dir: str | Path, device: torch.device | str = "cpu", **overrides: int
+        cls, model_dir: str | Path, device: torch.device | str = "cpu", **overrides: Any
     ) -> Tagger:
         """Load ``models/ner`` (checkpoint + tokenizer).
 
         Args:
             model_dir: the directory ``ner_train`` wrote.
             device: where to run.
-            **overrides: ``max_length``, ``window_words``, ``window_stride``; by default the
-                values the model was trained with.
+            **overrides: ``max_length``, ``window_words``, ``window_stride``, ``cased_names``;
+                by default the values the model was trained with.
         """
         from geolab.ner.evaluate import load_tagger
 
         model, tokenizer, blob = load_tagger(model_dir, device)
         p = blob["params"].get("ner", {})
-        keys = ("max_length", "window_words", "window_stride")
+        keys = ("max_length", "window_words", "window_stride", "cased_names")
         kwargs = {k: p[k] for k in keys if k in p} | {
             k: v for k, v in overrides.items() if v is not None
         }
@@ -110,9 +115,18 @@ class Tagger:
         spans = tokenize(text)
         if not spans:
             return []
-        probs = self.word_probs([t for t, _, _ in spans])
+        words = [t for t, _, _ in spans]
+        probs = self.word_probs(words)
+        return _groups(text, spans, self.decode(words, probs), probs.max(-1).values.tolist())
+
+    def decode(self, words: list[str], probs: torch.Tensor) -> list[str]:
+        """IOB2 tags from :meth:`word_probs` (argmax, repaired, ``cased_names`` applied)."""
         tags = repair_iob2([LABELS[int(i)] for i in probs.argmax(-1)])[0]
-        return _groups(text, spans, tags, probs.max(-1).values.tolist())
+        if self.cased_names and any(c.isupper() for w in words for c in w):
+            for a, b in entities(tags):
+                if not any(c.isupper() or c.isdigit() for w in words[a:b] for c in w):
+                    tags[a:b] = ["O"] * (b - a)
+        return tags
 
 
 def _groups(text: str, spans: list, tags: list[str], scores: list[float]) -> list[dict]:
