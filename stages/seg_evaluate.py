@@ -8,8 +8,9 @@ classes building, land, road, vegetation, water: the gated metric), ``miou_6`` (
 Also a confusion matrix (a seeded subsample of at most 200k labelled pixels), per-class
 precision/recall bars, the training curves, 10 validation images with their true and predicted
 masks, and ``per_class.json`` (per-class scores, pixel counts and the full confusion matrix).
-With ``--sweep-scales``, ``scale_sweep.json``/``.png``: whole val tiles scored at each single
-inference scale, the evidence for ``seg.infer_scales`` (chosen on val, never on test).
+With ``--sweep-factors``, ``scale_sweep.json``/``.png``: whole val tiles scored at single
+inference scales (the training scale times each factor) and at ``seg.infer_scales``, the
+evidence for ``seg.infer_scales`` (chosen on val, never on test).
 """
 
 from pathlib import Path
@@ -32,8 +33,9 @@ from geolab.seg.evaluate import (
     scale_sweep,
     scale_sweep_figure,
     select_tiles,
+    sweep_scales,
 )
-from geolab.seg.infer import predict_tile
+from geolab.seg.infer import check_scales, infer_scales, predict_tile
 from geolab.seg.models import MODELS
 
 CONFUSION_PIXELS = 200_000
@@ -56,18 +58,26 @@ def main() -> None:
         help="labelled pixels sampled for the confusion-matrix plot",
     )
     p.add_argument(
-        "--sweep-scales",
+        "--sweep-factors",
         type=float,
-        nargs="*",
-        default=[],
-        help="also score the val tiles predicted at each of these single scales "
-        "(scale_sweep.json and .png: how seg.infer_scales was chosen)",
+        nargs="+",
+        help="also score the val tiles predicted at the training scale times each factor "
+        "(capped at 1), and at seg.infer_scales: scale_sweep.json and .png, the evidence "
+        "for seg.infer_scales",
     )
     args = p.parse_args()
     ctx = start("seg", args.params)
     c = ctx.params
     model, blob = load_checkpoint(args.model, MODELS.build, ctx.device)
     extra = blob["extra"]
+    chosen = infer_scales(extra)
+    sweep_sets: list[list[float]] = []
+    if args.sweep_factors:
+        try:
+            singles = check_scales(sweep_scales(float(extra["scale"]), args.sweep_factors))
+        except ValueError as err:
+            p.error(str(err))
+        sweep_sets = [[x] for x in singles] + [chosen]
     classes = list(extra.get("classes", dubai.CLASSES))
     samples = dubai.list_samples(args.data)
     infer = {
@@ -80,7 +90,7 @@ def main() -> None:
         model, extra, select_tiles(samples, c.test_tiles), **infer, device=ctx.device
     )
     val_tiles = select_tiles(samples, c.val_tiles)
-    sweep = scale_sweep(model, extra, val_tiles, args.sweep_scales, **infer, device=ctx.device)
+    sweep = scale_sweep(model, extra, val_tiles, sweep_sets, **infer, device=ctx.device)
     val = pick_examples(val_tiles, EXAMPLES)
     val_preds = [
         predict_tile(model, dubai.read_image(s.image), extra, **infer, device=ctx.device)
@@ -112,7 +122,6 @@ def main() -> None:
             plt.close(fig)
         write_json(Path(args.live) / "per_class.json", per_class_table(out))
         if sweep:
-            chosen = extra.get("infer_scales") or [extra["scale"]]
             write_json(
                 Path(args.live) / "scale_sweep.json",
                 {"tiles": c.val_tiles, "infer_scales": chosen, "scales": sweep},

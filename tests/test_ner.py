@@ -212,7 +212,7 @@ def _dataset(n=60):
     return out
 
 
-def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, capsys):
+def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, capsys, monkeypatch):
     data = tmp_path / "ner.jsonl"
     write_jsonl(data, _dataset())
     real = tmp_path / "real.conll"
@@ -269,7 +269,17 @@ def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, caps
     assert all(isinstance(json.loads(line), list) for line in out)
     assert Tagger.from_dir(model).cased_names is True  # as trained (the params default)
     assert Tagger.from_dir(model, cased_names=False).cased_names is False
-    assert ner_main(["predict", "K2 .", "--no-cased-names", "--model", str(model)]) == 0
+    seen = []
+    real_from_dir = Tagger.from_dir
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["cased_names"])
+        return real_from_dir(*args, **kwargs)
+
+    monkeypatch.setattr(Tagger, "from_dir", spy)
+    for flag, expected in (([], None), (["--no-cased-names"], False), (["--cased-names"], True)):
+        assert ner_main(["predict", "K2 .", *flag, "--model", str(model)]) == 0
+        assert seen[-1] is expected
     page = tmp_path / "out.html"
     assert (
         ner_main(
@@ -350,3 +360,7 @@ def test_cased_names_drops_lower_case_mountains_in_cased_text():
     assert kept == [O, O, O, B, I, O, B, O, O, O]  # "range", "mountains" dropped; K2 kept
     lower = [w.lower() for w in words]  # all lower case: nothing to go by, the model decides
     assert on.decode(lower, probs_for(tags)) == tags
+    uncased = ["We", "saw", "富士山", "and", "Mont", "Blanc", "``"]  # no case: kept
+    got = on.decode(uncased, probs_for([O, O, B, O, B, I, B]))
+    assert got == [O, O, B, O, B, I, O]  # a lone quote mark is not a name
+    assert Tagger(None, None).cased_names is True  # as the params default

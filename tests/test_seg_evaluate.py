@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from geolab.cli import main as geolab_main
-from geolab.common.train import CheckpointSpec, save_checkpoint
+from geolab.common.train import CheckpointSpec, load_checkpoint, save_checkpoint
 from geolab.datasets import dubai
 from geolab.seg.evaluate import (
     confusion_sample,
@@ -121,35 +121,50 @@ def test_predict_tile_rescales_and_restores_the_size():
     assert odd.shape == (23, 55) and (odd == expected[:23, :55]).mean() > 0.9
 
 
-class SizeModel(nn.Module):
-    """The same class probabilities at every pixel, chosen by the input's height."""
+class StripeModel(nn.Module):
+    """Class 1 on a one-pixel stripe it can only see at full size, class 0 elsewhere.
 
-    def __init__(self, probs_by_height: dict[int, list[float]]):
+    At full resolution (height 16) the middle column is class 1 with confidence ``p_stripe``;
+    at half resolution (height 8) every pixel is class 0 with probability ``p_half``.
+    """
+
+    def __init__(self, p_stripe: float, p_half: float):
         super().__init__()
-        self.probs = probs_by_height
+        self.p_stripe, self.p_half = p_stripe, p_half
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.tensor(self.probs[x.shape[2]] + [1e-6] * (6 - len(self.probs[x.shape[2]])))
-        return p.log().view(1, -1, 1, 1).expand(x.shape[0], -1, *x.shape[2:])
+        b, _, h, w = x.shape
+        p = torch.full((b, 6, h, w), 1e-6)
+        if h == 16:
+            p[:, 0], p[:, 1] = 0.9, 0.1
+            p[:, 0, :, 8], p[:, 1, :, 8] = 1 - self.p_stripe, self.p_stripe
+        else:
+            p[:, 0], p[:, 1] = self.p_half, 1 - self.p_half
+        return p.log()
 
 
-def test_multiscale_averages_probabilities():
+def test_multiscale_averages_probabilities_at_the_largest_scale():
     image = np.full((16, 16, 3), 100, np.uint8)
-    model = SizeModel({16: [0.6, 0.4], 8: [0.1, 0.9]})
     extra = _extra(scale=1.0, divisor=8)
-    assert (predict_tile(model, image, extra, window=16, overlap=0) == 0).all()
-    assert (predict_tile(model, image, extra, window=16, overlap=0, scales=[0.5]) == 1).all()
-    both = predict_tile(model, image, extra, window=16, overlap=0, scales=[1.0, 0.5])
-    assert both.shape == (16, 16) and (both == 1).all()  # 0.6 + 0.1 < 0.4 + 0.9
-    model.probs[8] = [0.45, 0.55]
-    assert (predict_tile(model, image, extra, window=16, overlap=0, scales=[1, 0.5]) == 0).all()
+    stripe = np.zeros((16, 16), np.uint8)
+    stripe[:, 8] = 1
+
+    def run(model, **kw):
+        return predict_tile(model, image, extra, window=16, overlap=0, **kw)
+
+    sure, unsure = StripeModel(0.95, 0.6), StripeModel(0.7, 0.9)
+    np.testing.assert_array_equal(run(sure), stripe)
+    assert (run(sure, scales=[0.5]) == 0).all()
+    # averaged at full size: the stripe survives where (p_stripe + (1 - p_half)) / 2 wins,
+    # i.e. the half-scale map was upsampled, not the full-scale map shrunk
+    np.testing.assert_array_equal(run(sure, scales=[0.5, 1.0]), stripe)  # 0.95 + 0.4 > 0.05 + 0.6
+    assert (run(unsure, scales=[1.0, 0.5]) == 0).all()  # 0.7 + 0.1 < 0.3 + 0.9
     # the checkpoint's infer_scales are the default
-    stored = {**extra, "infer_scales": [0.5]}
-    assert (predict_tile(model, image, stored, window=16, overlap=0) == 1).all()
+    assert (predict_tile(sure, image, {**extra, "infer_scales": [0.5]}, 16, 0) == 0).all()
     with pytest.raises(ValueError, match="scales is empty"):
-        predict_tile(model, image, extra, window=16, overlap=0, scales=[])
-    with pytest.raises(ValueError, match="scale"):
-        predict_tile(model, image, extra, window=16, overlap=0, scales=[1.5])
+        run(sure, scales=[])
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\], got \[1.5\]"):
+        run(sure, scales=[0.5, 1.5])
 
 
 def test_predict_tile_rejects_bad_input():
@@ -295,10 +310,13 @@ def test_stage_smoke(tmp_path, run_stage):
         "seg_evaluate",
         *args,
         *("--train-live", train_live, "--window", "16", "--overlap", "4"),
-        *("--sweep-scales", "1", "0.5"),
+        *("--sweep-factors", "2", "1", "3"),
     )
     sweep = json.loads((live / "scale_sweep.json").read_text())
-    assert sweep["tiles"] == [2] and list(sweep["scales"]) == ["1", "0.5"]
+    # the checkpoint's scale is 0.5: factors 1, 2, 3 -> 0.5, 1 (capped; once); its
+    # infer_scales default to [0.5], already a row
+    assert sweep["tiles"] == [2] and list(sweep["scales"]) == ["0.5", "1"]
+    assert sweep["infer_scales"] == [0.5]
     assert all(0 <= v["miou_5"] <= 1 and "water" in v["iou"] for v in sweep["scales"].values())
     assert (live / "plots/images/scale_sweep.png").stat().st_size > 0
     test = json.loads((live / "metrics.json").read_text())["test"]
@@ -332,9 +350,13 @@ def test_cli_predict(tmp_path, capsys):
     assert "img.jpg" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="dvc repro seg_train"):
         geolab_main([*argv, "--model", str(tmp_path / "none.pt")])
-    small = [*argv, "--model", str(model), "--window", "16"]
-    assert geolab_main([*small, "--scales", "1", "0.5"]) == 0
-    with pytest.raises(SystemExit, match="scale"):
+    small = [*argv, "--model", str(model), "--window", "16", "--device", "cpu"]
+    assert geolab_main([*small, "--scales", "1", "0.25"]) == 0
+    net, blob = load_checkpoint(model, MODELS.build)
+    rgb = np.asarray(Image.open(image).convert("RGB"))
+    expected = predict_tile(net, rgb, blob["extra"], 16, 4, scales=[1, 0.25])
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), colour_mask(expected, CLASSES))
+    with pytest.raises(SystemExit, match=r"must be in \(0, 1\], got \[2.0\]"):
         geolab_main([*small, "--scales", "2"])
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")

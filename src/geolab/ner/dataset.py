@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from geolab.common.io import atomic_open
 
@@ -200,6 +201,27 @@ def entities(tags: list[str]) -> list[tuple[int, int]]:
         if tag.startswith("B-"):
             start = i
     return spans
+
+
+def decode_tags(words: list[str], probs: Any, cased_names: bool = False) -> list[str]:
+    """IOB2 tags from ``(n_words, 3)`` label probabilities: argmax, IOB2-repaired.
+
+    With ``cased_names``, in a text that has a capital letter somewhere, a predicted entity
+    with no capital letter, no digit and no letter of a script without case is dropped
+    ("the range", a lone quote mark): names are proper nouns. Lower-case-only text is left as
+    predicted.
+    """
+    tags = repair_iob2([LABELS[int(i)] for i in probs.argmax(-1)])[0]
+    if cased_names and any(c.isupper() for w in words for c in w):
+        for a, b in entities(tags):
+            if not any(_name_char(c) for w in words[a:b] for c in w):
+                tags[a:b] = ["O"] * (b - a)
+    return tags
+
+
+def _name_char(c: str) -> bool:
+    """A capital letter, a digit, or a letter of a script without case (CJK, Arabic...)."""
+    return c.isupper() or c.isdigit() or (c.isalpha() and not c.islower())
 
 
 def tag_span(tokens: list[str], name_tokens: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from geolab.common.train import to_device
-from geolab.ner.dataset import ENTITY, LABELS, entities, repair_iob2, tokenize
+from geolab.ner.dataset import ENTITY, LABELS, decode_tags, tokenize
 from geolab.ner.model import encode, word_probs
 
 
@@ -24,9 +24,9 @@ class Tagger:
         window_stride: words between window starts; each word takes its prediction from the
             window in which it is farthest from an edge.
         device: where to run.
-        cased_names: in a text that has capital letters, drop a predicted mountain that has
-            neither a capital letter nor a digit ("the range", "glacier"): names are proper
-            nouns. All-lower-case text is left to the model.
+        cased_names: in a text that has capital letters, drop a predicted mountain written
+            in lower case only ("the range", "glacier"): names are proper nouns (see
+            :func:`~geolab.ner.dataset.decode_tags`).
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class Tagger:
         window_words: int = 64,
         window_stride: int = 48,
         device: torch.device | str = "cpu",
-        cased_names: bool = False,
+        cased_names: bool = True,
     ) -> None:
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self.window_words, self.window_stride = window_words, window_stride
@@ -120,13 +120,8 @@ class Tagger:
         return _groups(text, spans, self.decode(words, probs), probs.max(-1).values.tolist())
 
     def decode(self, words: list[str], probs: torch.Tensor) -> list[str]:
-        """IOB2 tags from :meth:`word_probs` (argmax, repaired, ``cased_names`` applied)."""
-        tags = repair_iob2([LABELS[int(i)] for i in probs.argmax(-1)])[0]
-        if self.cased_names and any(c.isupper() for w in words for c in w):
-            for a, b in entities(tags):
-                if not any(c.isupper() or c.isdigit() for w in words[a:b] for c in w):
-                    tags[a:b] = ["O"] * (b - a)
-        return tags
+        """IOB2 tags from :meth:`word_probs` (see :func:`~geolab.ner.dataset.decode_tags`)."""
+        return decode_tags(words, probs, self.cased_names)
 
 
 def _groups(text: str, spans: list, tags: list[str], scores: list[float]) -> list[dict]:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from geolab.common.params import to_dict
 from geolab.common.train import CheckpointSpec, FitResult, TrainConfig, fit, to_device
 from geolab.ner.config import NerParams
-from geolab.ner.dataset import LABELS, Sentence, repair_iob2
+from geolab.ner.dataset import LABELS, Sentence, decode_tags
 from geolab.ner.model import (
     IGNORE,
     config_dict,
@@ -70,18 +70,25 @@ def make_step(label_smoothing: float) -> Callable:
 
 
 def predict_tags(
-    model: nn.Module, loader: DataLoader, sentences: list[Sentence], device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    sentences: list[Sentence],
+    device: torch.device,
+    cased_names: bool = False,
 ) -> tuple[list[list[str]], list[torch.Tensor]]:
-    """Word-level BIO predictions (IOB2-repaired) and probabilities, in loader order."""
+    """Word-level BIO tags (``decode_tags``) and probabilities, in loader order."""
     model.eval()
     tags, probs, i = [], [], 0
     with torch.no_grad():
         for batch in loader:
             n_words = [len(s.tokens) for s in sentences[i : i + len(batch["input_ids"])]]
             i += len(n_words)
-            for p in word_probs(model, to_device(batch, device), n_words):
-                best = torch.nan_to_num(p, nan=0.0).argmax(-1)
-                tags.append(repair_iob2([LABELS[int(j)] for j in best])[0])
+            for s, p in zip(
+                sentences[i - len(n_words) : i],
+                word_probs(model, to_device(batch, device), n_words),
+                strict=True,
+            ):
+                tags.append(decode_tags(s.tokens, torch.nan_to_num(p, nan=0.0), cased_names))
                 probs.append(p)
     return tags, probs
 
@@ -99,13 +106,15 @@ def entity_scores(true: list[list[str]], pred: list[list[str]]) -> dict[str, flo
     }
 
 
-def make_evaluate(loader: DataLoader, sentences: list[Sentence], device: torch.device) -> Callable:
-    """Validation: sub-token loss and entity-level F1."""
+def make_evaluate(
+    loader: DataLoader, sentences: list[Sentence], device: torch.device, cased_names: bool = False
+) -> Callable:
+    """Validation: sub-token loss and entity-level F1 (tags decoded as predict does)."""
     step = make_step(0.0)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         losses = [float(step(model, to_device(b, device))["loss"]) for b in loader]
-        pred, _ = predict_tags(model, loader, sentences, device)
+        pred, _ = predict_tags(model, loader, sentences, device, cased_names)
         scores = entity_scores([s.tags for s in sentences], pred)
         return {"loss": sum(losses) / len(losses), **scores}
 
@@ -158,7 +167,7 @@ def train(
         TrainConfig.from_params(params),
         make_step(params.label_smoothing),
         ckpt,
-        evaluate=make_evaluate(val_loader, splits["val"], device),
+        evaluate=make_evaluate(val_loader, splits["val"], device, params.cased_names),
         live=live,
         device=device,
     )

@@ -280,41 +280,63 @@ def per_class_bars(scores: Mapping[str, Any]) -> plt.Figure:
     return fig
 
 
+def sweep_scales(train_scale: float, factors: Sequence[float]) -> list[float]:
+    """Inference scales to sweep: ``train_scale`` times each factor, capped at 1, sorted, unique.
+
+    Raises:
+        ValueError: no factor, or a factor that is not positive.
+    """
+    if not factors or any(f <= 0 for f in factors):
+        raise ValueError(f"sweep factors must be positive numbers, got {list(factors)}")
+    return sorted({round(min(1.0, train_scale * f), 4) for f in factors})
+
+
+def scale_key(scales: Sequence[float]) -> str:
+    """The row name of a set of inference scales: ``"0.5"``, ``"0.25 + 0.5"``."""
+    return " + ".join(f"{x:g}" for x in sorted(scales))
+
+
 def scale_sweep(
     model: nn.Module,
     extra: Mapping[str, Any],
     samples: Sequence[dubai.Sample],
-    scales: Sequence[float],
+    scale_sets: Sequence[Sequence[float]],
     **infer: Any,
 ) -> dict[str, Any]:
-    """Score whole tiles predicted at each single scale (to choose ``seg.infer_scales``).
+    """Score whole tiles predicted at each set of scales (to choose ``seg.infer_scales``).
 
     Args:
         model: the segmentation model (on the device of ``infer``).
         extra: the checkpoint's ``extra``.
         samples: the images to score (meant: the validation tiles).
-        scales: the scales to try, one at a time.
+        scale_sets: the sets of scales to try (``[[0.25], [0.5], [0.25, 0.5]]``).
         **infer: ``window``, ``overlap``, ``batch_size``, ``device``, ``tta``.
 
     Returns:
-        ``{"<scale>": {"miou_5", "miou_6", "pixel_accuracy", "iou": {class: IoU}}}`` in the
-        order given.
+        ``{scale_key(set): {"scales", "miou_5", "miou_6", "pixel_accuracy", "iou": {class:
+        IoU}}}`` in the order given (repeated sets once).
     """
     out = {}
-    for scale in scales:
-        m = evaluate_tiles(model, extra, samples, scales=[scale], **infer)["metrics"]
-        out[f"{scale:g}"] = {k: m[k] for k in ("miou_5", "miou_6", "pixel_accuracy", "iou")}
+    for scales in scale_sets:
+        key = scale_key(scales)
+        if key in out:
+            continue
+        m = evaluate_tiles(model, extra, samples, scales=scales, **infer)["metrics"]
+        out[key] = {"scales": sorted(scales)} | {
+            k: m[k] for k in ("miou_5", "miou_6", "pixel_accuracy", "iou")
+        }
     return out
 
 
 def scale_sweep_figure(sweep: Mapping[str, Any], chosen: Sequence[float], title: str) -> plt.Figure:
-    """mIoU-5 and per-class IoU against the inference scale; the chosen scales marked."""
-    scales = [float(s) for s in sweep]
+    """mIoU-5 and per-class IoU against the (single) inference scale; the chosen scales marked."""
+    rows = sorted((r for r in sweep.values() if len(r["scales"]) == 1), key=lambda r: r["scales"])
+    x = [r["scales"][0] for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    classes = [c for c in REAL_CLASSES if c in next(iter(sweep.values()))["iou"]]
+    classes = [c for c in REAL_CLASSES if c in rows[0]["iou"]]
     for c in classes:
-        ax.plot(scales, [sweep[k]["iou"][c] for k in sweep], "o-", lw=1, ms=3, alpha=0.6, label=c)
-    ax.plot(scales, [sweep[k]["miou_5"] for k in sweep], "ko-", lw=2.5, label="mIoU-5")
+        ax.plot(x, [r["iou"][c] for r in rows], "o-", lw=1, ms=3, alpha=0.6, label=c)
+    ax.plot(x, [r["miou_5"] for r in rows], "ko-", lw=2.5, label="mIoU-5")
     for s in chosen:
         ax.axvline(s, color="grey", ls="--", lw=1)
     ax.set_xlabel("inference scale (of the original tile; dashed: seg.infer_scales)")

@@ -1,14 +1,16 @@
 """Sliding-window inference of a segmentation model over a whole tile of any size.
 
-The tile is resized by the checkpoint's ``scale`` (as in training), padded by reflection, cut
-into overlapping windows whose sides are multiples of the model's ``divisor``, and the windows'
-softmax probabilities are blended with a smooth weight (a trapezoid that ramps up over the
-overlap and is never zero, so every pixel - image borders included - gets a well-defined
-average). The argmax is then resized back to the tile's own size (nearest neighbour).
+The tile is resized by each inference scale (the checkpoint's ``infer_scales``, else its
+training ``scale``), padded by reflection, cut into overlapping windows whose sides are multiples
+of the model's ``divisor``, and the windows' softmax probabilities are blended with a smooth
+weight (a trapezoid that ramps up over the overlap and is never zero, so every pixel - image
+borders included - gets a well-defined average). With several scales the probability maps are
+resized to the largest one and averaged. The argmax is then resized back to the tile's own size
+(nearest neighbour).
 
 Checkpoint contract (``blob["extra"]``): ``mean``, ``std`` (normalisation ``(rgb / 255 - mean)
-/ std``; scalars or one value per channel), ``scale`` (resize factor before the model) and
-``divisor`` (input sides must be multiples of it).
+/ std``; scalars or one value per channel), ``scale`` (the resize factor the model was trained
+at), ``divisor`` (input sides must be multiples of it) and, optionally, ``infer_scales``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,26 @@ def _check_extra(extra: Mapping[str, Any]) -> None:
         raise ValueError(f"checkpoint extra lacks {missing} (needs {list(_REQUIRED)})")
     if not 0 < float(extra["scale"]) <= 1 or int(extra["divisor"]) < 1:
         raise ValueError(f"bad scale/divisor in checkpoint extra: {extra}")
+
+
+def infer_scales(extra: Mapping[str, Any]) -> list[float]:
+    """The scales a checkpoint predicts at: its ``infer_scales``, else its training ``scale``."""
+    return [float(x) for x in (extra.get("infer_scales") or [extra["scale"]])]
+
+
+def check_scales(scales: Sequence[float]) -> list[float]:
+    """``scales`` as floats, checked to be a non-empty list of values in (0, 1].
+
+    Raises:
+        ValueError: an empty list or a value outside (0, 1] (named).
+    """
+    scales = [float(x) for x in scales]
+    if not scales:
+        raise ValueError("scales is empty: give at least one scale to predict at")
+    bad = [x for x in scales if not 0 < x <= 1]
+    if bad:
+        raise ValueError(f"inference scales must be in (0, 1], got {bad}")
+    return scales
 
 
 def window_weight(length: int, ramp: int) -> np.ndarray:
@@ -208,10 +230,7 @@ def predict_tile(
         ``(H, W)`` uint8 class ids (indices into the checkpoint's ``classes``).
     """
     _check_extra(extra)
-    if scales is None:
-        scales = extra.get("infer_scales") or [extra["scale"]]
-    if not scales:
-        raise ValueError("scales is empty: give at least one scale to predict at")
+    scales = check_scales(infer_scales(extra) if scales is None else scales)
     prob: np.ndarray | None = None
     for scale in sorted(scales, reverse=True):
         p = predict_proba_tile(

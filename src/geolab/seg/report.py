@@ -103,20 +103,21 @@ def speed_block(speed: dict[str, Any]) -> str:
 
 def scales_block(sweep: dict[str, Any]) -> str:
     """Whole-tile validation scores per inference scale (how ``seg.infer_scales`` was chosen)."""
-    classes = list(next(iter(sweep["scales"].values()))["iou"])
-    classes = [c for c in classes if c != "unlabeled"]
+    first = next(iter(sweep["scales"].values()))
+    classes = [c for c in first["iou"] if c != "unlabeled"]
+    chosen = sorted(round(float(x), 4) for x in sweep["infer_scales"])
     rows = []
-    for scale, m in sweep["scales"].items():
-        chosen = float(scale) in [float(x) for x in sweep["infer_scales"]]
-        mark = "**" if chosen else ""
+    for key, m in sweep["scales"].items():
+        mark = "**" if [round(x, 4) for x in m["scales"]] == chosen else ""
         rows.append(
-            [f"{mark}{scale}{mark}", f"{mark}{m['miou_5']:.3f}{mark}"]
+            [f"{mark}{key}{mark}", f"{mark}{m['miou_5']:.3f}{mark}"]
             + [f"{m['iou'][c]:.3f}" for c in classes]
         )
     head = ["inference scale", "val mIoU-5", *[f"{c} IoU" for c in classes]]
     tiles = ", ".join(map(str, sweep["tiles"]))
     return table(head, rows) + (
-        f"\nWhole validation tiles ({tiles}), one scale at a time; bold: `seg.infer_scales`.\n"
+        f"\nWhole validation tiles ({tiles}); bold: `seg.infer_scales`, as evaluated on the test "
+        "tiles.\n"
     )
 
 
