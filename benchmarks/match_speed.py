@@ -56,6 +56,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "+ LightGlue depth_confidence 0.9": {**FAST, "speed": ["onnx"], "depth_confidence": 0.9},
     "+ 352 px instead of 384": {**FAST, "resize": 352, "speed": ["onnx"]},
     "+ 768 keypoints instead of 1024": {**FAST, "max_keypoints": 768, "speed": ["onnx"]},
+    # bfloat16 autocast of DISK in PyTorch instead of ONNX Runtime float32
+    "+ bf16 DISK instead of ONNX (384 px)": {**FAST, "speed": ["bf16"]},
     # int8 DISK calibrated on the eo-learn Slovenia scenes (the default: another place) or on
     # the T36UYA dates themselves (unwarped, no ground truth; the benchmark's own tile)
     "+ int8 DISK": {**FAST, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
@@ -63,6 +65,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         **FAST, "speed": ["onnx_int8"], "int8_calibration": "data/sentinel2/T36UYA"},
     "+ int8 DISK, 448 px": {**FAST, "resize": 448, "speed": ["onnx_int8"],
                             "int8_calibration": EOLEARN},
+    # int8 DISK on the full 512 px image, with fewer keypoints than the plain 2048
+    "int8 DISK, 512 px, 1536 kp": {
+        "max_keypoints": 1536, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
+    "int8 DISK, 512 px, 1024 kp": {
+        "max_keypoints": 1024, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
 }  # fmt: skip
 BASE = "plain kornia (2048 kp, 512 px)"
 
@@ -147,7 +154,7 @@ def main() -> None:
         "--seeds",
         type=int,
         nargs="*",
-        default=[1, 2, 3],
+        default=[1, 2, 3, 4, 5, 6],
         help="extra pairs drawn with these seeds (none: only match_pairs' pairs)",
     )
     p.add_argument(
