@@ -74,6 +74,13 @@ def test_quantised_model_is_close_to_float_and_uses_int8():
     assert int8.float_conv_inputs(blob) == [True, True, True]
     with pytest.raises(ValueError, match="float_convs"):
         int8.quantize_static_int8(blob, calib, float_convs=(7,))
+    # the heatmap convolution kept float by name (as DISK's matcher does), the rest int8
+    heat = int8.quantize_static_int8(blob, calib, float_convs=(), float_names=int8.SPLIT_CONVS[1:])
+    int8_weights = int8.int8_weight_convs(heat)
+    assert len(int8_weights) == 3 and int8_weights.pop("split_conv_b") is False
+    assert all(int8_weights.values())
+    with pytest.raises(ValueError, match="float_names"):
+        int8.quantize_static_int8(blob, calib, float_names=("nope",))
     x = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))
     with torch.inference_mode():
         ref = model(x).numpy()
@@ -120,6 +127,9 @@ def test_onnx_int8_disk_recovers_a_known_shift():
     assert isinstance(unet, M.OnnxRuntimeModule)
     quantised = int8.float_conv_inputs(unet.model)
     assert quantised[0] and len(quantised) > 5 and not any(quantised[1:])
+    weights = int8.int8_weight_convs(unet.model)
+    assert weights.pop(int8.SPLIT_CONVS[1]) is False  # the heatmap keeps float weights
+    assert sum(weights.values()) == len(weights) - 1  # all others but the first are int8
     out = fast(img, shifted)
     assert len(out["kpts0"]) > 50
     d = out["kpts0"] - out["kpts1"]

@@ -1,6 +1,7 @@
 """ner: dataset readers, alignment, training/evaluation stages on a tiny model, predict."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,8 @@ from geolab.ner.dataset import (
 from geolab.ner.model import CaseAware, encode, model_inputs, resolve_model, word_shape
 from geolab.ner.predict import Tagger, _groups
 from geolab.ner.train import split_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 B, I, O = "B-MOUNTAIN", "I-MOUNTAIN", "O"  # noqa: E741
 
@@ -364,3 +367,47 @@ def test_cased_names_drops_lower_case_mountains_in_cased_text():
     got = on.decode(uncased, probs_for([O, O, B, O, B, I, B]))
     assert got == [O, O, B, O, B, I, O]  # a lone quote mark is not a name
     assert Tagger(None, None).cased_names is True  # as the params default
+
+
+def test_decode_trims_punctuation_at_entity_edges():
+    def probs_for(tags):
+        return torch.stack([0.05 + 0.85 * (torch.tensor([t == x for x in LABELS])) for t in tags])
+
+    words = ["``", "Großer", "Brocken", "``", "and", "Aoraki", "/", "Mount", "Cook", ",", "("]
+    tags = [B, I, I, I, O, B, I, I, I, I, B]
+    for cased in (True, False):
+        got = Tagger(None, None, cased_names=cased).decode(words, probs_for(tags))
+        # quotes, the comma and a lone bracket are cut off; the inner slash stays
+        assert got == [O, B, I, O, O, B, I, I, I, O, O]
+
+
+def _seeds_bench():
+    import runpy
+
+    return runpy.run_path(str(ROOT / "benchmarks" / "ner_seeds.py"), run_name="bench")
+
+
+def test_seed_benchmark_overrides_and_pairs_by_seed():
+    bench = _seeds_bench()
+    params = {"base": {"seed": 42}, "ner": {"n_sentences": 2000, "epochs": 4}}
+    got = bench["overridden"](params, ["ner.n_sentences=3000", "ner.epochs=[1, 2]"], 7)
+    assert got == {"base": {"seed": 7}, "ner": {"n_sentences": 3000, "epochs": [1, 2]}}
+    assert params["base"]["seed"] == 42  # the input is not changed
+    with pytest.raises(SystemExit, match="ner.nope is not a key"):
+        bench["overridden"](params, ["ner.nope=1"], 1)
+    with pytest.raises(SystemExit, match="not section.key=value"):
+        bench["overridden"](params, ["epochs=3"], 1)
+
+    def metrics(f1):
+        return {
+            k: {"entity": {"precision": f1, "recall": f1, "f1": f1}}
+            for k in ("generated", "fewnerd")
+        }
+
+    base = {1: metrics(0.5), 2: metrics(0.6)}
+    other = {1: metrics(0.55), 2: metrics(0.58)}
+    d = bench["differences"](base, other)["fewnerd"]
+    assert d["per_seed"] == pytest.approx({1: 0.05, 2: -0.02})
+    assert d["mean"] == pytest.approx(0.015) and d["same_sign"] is False
+    s = bench["summary"](base)["fewnerd"]
+    assert s["f1"]["mean"] == pytest.approx(0.55) and s["f1"]["sd"] == pytest.approx(0.0707, 1e-3)

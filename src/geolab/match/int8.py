@@ -9,7 +9,11 @@ integer kernels (VNNI on CPUs that have it). Two changes keep DISK's output clos
   tensor; with one activation scale for both, the heatmap's larger range swamps the
   descriptors. It is split into a descriptor convolution and a heatmap convolution (each with
   its own scale) whose outputs are concatenated, which is the same function in float;
-- the first convolution (3 input channels, cheap) stays float32.
+- the first convolution (3 input channels, cheap) stays float32, and the heatmap convolution
+  (one output channel, cheap) keeps float32 weights. The heatmap decides where keypoints
+  are: with its weights in int8 about one keypoint in eleven moved by more than a pixel on
+  Sentinel-2 dates the calibration did not see; with float weights, one in forty
+  (``benchmarks/match_int8_layers.py`` measures each convolution this way).
 
 The calibration images should look like the images to match (same sensor and processing); no
 ground truth is used. ``benchmarks/match_speed.py`` measures speed and accuracy against float32.
@@ -26,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+#: Names of the two convolutions :func:`split_output_conv` makes: descriptors, then heatmap.
+SPLIT_CONVS = ("split_conv_a", "split_conv_b")
 
 #: Image files read as calibration images.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -73,7 +80,7 @@ def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
     weight = numpy_helper.to_array(inits[weight_name])
     bias = numpy_helper.to_array(inits[bias_name])
     nodes = []
-    for part, sl in (("a", slice(None, keep)), ("b", slice(keep, None))):
+    for part, sl in zip("ab", (slice(None, keep), slice(keep, None)), strict=True):
         graph.initializer.extend(
             [
                 numpy_helper.from_array(weight[sl].copy(), f"split_{part}.weight"),
@@ -82,7 +89,7 @@ def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
         )
         conv = helper.make_node(
             "Conv", [source, f"split_{part}.weight", f"split_{part}.bias"],
-            [f"split_{part}"], name=f"split_conv_{part}",
+            [f"split_{part}"], name=SPLIT_CONVS["ab".index(part)],
         )  # fmt: skip
         conv.attribute.extend(node.attribute)
         nodes.append(conv)
@@ -143,6 +150,7 @@ def quantize_static_int8(
     calibration: Sequence[np.ndarray],
     float_convs: Sequence[int] = (0,),
     percentile: float = 99.99,
+    float_names: Sequence[str] = (),
 ) -> bytes:
     """Statically quantise the convolutions of an ONNX model (input ``x``) to int8.
 
@@ -151,7 +159,11 @@ def quantize_static_int8(
     ONNX Runtime's Percentile calibration at ``percentile`` % over the ``calibration`` inputs
     (the rarest extreme values are clipped instead of every value getting a coarser step; on
     held-out Sentinel-2 dates this kept DISK's descriptors closer to float32 than MinMax, the
-    full range). ``float_convs`` are indices (in graph order) of convolutions left in float32.
+    full range). ``float_convs`` are indices (in graph order) of convolutions left in float32,
+    ``float_names`` names of more of them.
+
+    Raises:
+        ValueError: no calibration image, or a float convolution the model does not have.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -182,10 +194,14 @@ def quantize_static_int8(
         convs = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "Conv"]
         if any(not 0 <= i < len(convs) for i in float_convs):
             raise ValueError(f"float_convs {list(float_convs)}: the model has {len(convs)} Conv")
+        unknown = sorted(set(float_names) - set(convs))
+        if unknown:
+            raise ValueError(f"float_names {unknown}: the model has no such Conv")
+        keep = {convs[i] for i in float_convs} | set(float_names)
         quantize_static(
             str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv"], nodes_to_exclude=[convs[i] for i in float_convs],
+            op_types_to_quantize=["Conv"], nodes_to_exclude=sorted(keep),
             calibrate_method=CalibrationMethod.Percentile,
             extra_options={"CalibPercentile": percentile},
         )  # fmt: skip
@@ -203,3 +219,20 @@ def float_conv_inputs(blob: bytes) -> list[bool]:
     producer = {o: n.op_type for n in graph.node for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     return [producer.get(n.input[0]) != "DequantizeLinear" for n in convs]
+
+
+def int8_weight_convs(blob: bytes) -> dict[str, bool]:
+    """For each Conv of a (quantised) model, by name: whether its weights are int8.
+
+    In the QDQ format an int8 weight reaches the convolution through a ``DequantizeLinear``;
+    a float32 weight is read directly.
+    """
+    import onnx
+
+    graph = onnx.load_from_string(blob).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    return {
+        n.name: producer.get(n.input[1]) == "DequantizeLinear"
+        for n in graph.node
+        if n.op_type == "Conv"
+    }

@@ -319,7 +319,9 @@ def _onnx_disk(unet: nn.Module, int8_calibration: tuple[str, int] | None) -> Onn
     if int8_calibration is not None:
         folder, longest = int8_calibration
         images = int8.calibration_images(folder, longest)
-        blob = int8.quantize_static_int8(int8.split_output_conv(blob), images)
+        blob = int8.quantize_static_int8(
+            int8.split_output_conv(blob), images, float_names=int8.SPLIT_CONVS[1:]
+        )
         log.info("DISK quantised to int8, calibrated on %d images of %s", len(images), folder)
     return OnnxRuntimeModule(blob)
 

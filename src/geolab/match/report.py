@@ -13,6 +13,8 @@ METRICS = "results/match/evaluate/metrics.json"
 PER_PAIR = "results/match/evaluate/per_pair.json"
 SWEEP = "results/match/evaluate/rotation_sweep.json"
 SPEED = "benchmarks/results/match_speed.json"
+REPLICATION = "benchmarks/results/match_speed_replication.json"
+INT8_LAYERS = "benchmarks/results/match_int8_layers.json"
 ORDER = ("same_season", "cross_season", "cross_year", "augmented", "eolearn", "all")
 
 
@@ -107,6 +109,29 @@ def speed_block(speed: dict[str, Any]) -> str:
     return table(header, rows) + note
 
 
+def int8_layers_block(layers: dict[str, Any]) -> str:
+    """How close int8 DISK stays to float32 with each convolution kept float, then 3 variants."""
+    rows = [
+        [r["index"], f"`{r['name']}`", f"{r['recall@1px']:.3f}", f"{r['cosine']:.4f}"]
+        for r in layers["per_conv"]
+    ]
+    out = table(
+        ["conv", "kept float (and the first)", "keypoint recall@1px", "descriptor cos"], rows
+    )
+    rows = [
+        [name, f"{v['ms_per_image']:.0f}", f"{v['recall@1px']:.3f}", f"{v['cosine']:.4f}"]
+        for name, v in layers["variants"].items()
+    ]
+    out += "\n" + table(
+        ["DISK network", "ms / image", "keypoint recall@1px", "descriptor cos"], rows
+    )
+    return out + (
+        f"\n{layers['keypoints']} keypoints on the 12 `{layers['held_out']}` dates at "
+        f"{layers['size']} px, int8 calibrated on `{layers['calibration']}`; "
+        f"{layers['threads']} threads, median ms for one image, torch {layers['torch']}.\n"
+    )
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Every generated block of the match doc."""
     return {
@@ -114,4 +139,6 @@ def blocks(root: Path) -> dict[str, str]:
         "match-results": results_block(read_json(root / METRICS), read_json(root / PER_PAIR)),
         "match-sweep": sweep_block(read_json(root / SWEEP)),
         "match-speed": speed_block(read_json(root / SPEED)),
+        "match-speed-replication": speed_block(read_json(root / REPLICATION)),
+        "match-int8-layers": int8_layers_block(read_json(root / INT8_LAYERS)),
     }

@@ -210,8 +210,18 @@ def decode_tags(words: list[str], probs: Any, cased_names: bool = False) -> list
     with no capital letter, no digit and no letter of a script without case is dropped
     ("the range", a lone quote mark): names are proper nouns. Lower-case-only text is left as
     predicted.
+
+    Always: tokens without a letter or digit at either edge of an entity (quote marks, brackets,
+    commas) are not part of it: "Brocken ``" becomes "Brocken"; inner ones ("Aoraki / Mount
+    Cook") stay.
     """
     tags = repair_iob2([LABELS[int(i)] for i in probs.argmax(-1)])[0]
+    for a, b in entities(tags):
+        keep = [i for i in range(a, b) if any(c.isalnum() for c in words[i])]
+        tags[a:b] = ["O"] * (b - a)
+        if keep:
+            first, last = keep[0], keep[-1]
+            tags[first : last + 1] = [f"B-{ENTITY}"] + [f"I-{ENTITY}"] * (last - first)
     if cased_names and any(c.isupper() for w in words for c in w):
         for a, b in entities(tags):
             if not any(_name_char(c) for w in words[a:b] for c in w):

@@ -13,6 +13,7 @@ STATS = "artifacts/ner/stats.json"
 TRAIN = "results/ner/train/metrics.json"
 VAL_F1 = "results/ner/train/plots/metrics/val/f1.tsv"
 METRICS = "results/ner/evaluate/metrics.json"
+SEEDS = "benchmarks/results/ner_seeds.json"
 SETS = {
     "generated": "generated test split (unseen mountains)",
     "fewnerd": "Few-NERD (mountains + negatives)",
@@ -76,6 +77,29 @@ def results_block(metrics: dict[str, Any], train: dict[str, Any], val_f1: list[f
     )
 
 
+def seeds_block(result: dict[str, Any]) -> str:
+    """Few-NERD entity scores per configuration over seeds (``benchmarks/ner_seeds.py``)."""
+    rows = []
+    for name, c in result["configs"].items():
+        f = c["fewnerd"]
+        per_seed = ", ".join(f"{v['f1']:.3f}" for v in f["per_seed"].values())
+        vs = c.get("vs_baseline", {}).get("fewnerd")
+        diff = f"{vs['mean']:+.3f} [{vs['min']:+.3f}, {vs['max']:+.3f}]" if vs else ""
+        settings = " ".join(f"`{s}`" for s in c["set"]) or "params.yaml"
+        rows.append(
+            [name, settings, per_seed, f"{f['f1']['mean']:.3f} ± {f['f1']['sd']:.3f}",
+             f"{f['precision']['mean']:.3f}", f"{f['recall']['mean']:.3f}", diff,
+             f"{c['generated']['f1']['mean']:.3f}"]
+        )  # fmt: skip
+    header = ["run", "settings", "Few-NERD F1 per seed", "mean ± sd", "P", "R",
+              "F1 vs baseline: mean [min, max]", "generated test F1"]  # fmt: skip
+    seeds = ", ".join(str(s) for s in result["seeds"])
+    return (
+        f"Seeds {seeds} (`base.seed`: the generated sentences, the split and the training).\n\n"
+        + table(header, rows)
+    )
+
+
 def _column(path: Path, name: str) -> list[float]:
     with path.open(encoding="utf-8") as f:
         return [float(row[name]) for row in csv.DictReader(f, delimiter="\t")]
@@ -88,4 +112,5 @@ def blocks(root: Path) -> dict[str, str]:
         "ner-results": results_block(
             read_json(root / METRICS), read_json(root / TRAIN), _column(root / VAL_F1, "f1")
         ),
+        "ner-seeds": seeds_block(read_json(root / SEEDS)),
     }
