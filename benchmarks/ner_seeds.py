@@ -6,7 +6,7 @@ Usage:
 
 One run of the ner stages gives one Few-NERD F1, and the seed alone (which sentences the
 template generator writes, the split, the initialisation, the batch order) moves it by several
-points. This script runs the three stage scripts of ``dvc.yaml`` once per seed and per
+points. This script runs the three stages' commands of ``dvc.yaml`` once per seed and per
 configuration, in a scratch folder, with a copy of ``params.yaml`` where ``base.seed`` and the
 variant's keys are changed (``params.yaml`` itself is not touched), and reports per set
 (``generated``, ``fewnerd``) the entity precision, recall and F1 of every run, their mean and
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -37,15 +38,39 @@ from geolab.common.io import read_json, write_json
 from geolab.common.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = [
-    "data/ner/fewnerd_dev_mountain_sents_BIO_MOUNTAIN.conll",
-    "data/ner/fewnerd_dev_negative_sents_BIO_MOUNTAIN.conll",
-]
+STAGES = ("ner_generate", "ner_train", "ner_evaluate")
+#: The ner stages' outputs in dvc.yaml -> their names in a run's scratch folder.
+OUTPUTS = {
+    "artifacts/ner/dataset.jsonl": "dataset.jsonl",
+    "artifacts/ner/stats.json": "stats.json",
+    "models/ner": "model",
+    "results/ner/train": "train",
+    "results/ner/evaluate": "evaluate",
+}
 
 
-def parse_value(text: str) -> Any:
-    """A ``KEY=VALUE`` value read as YAML (``3000`` an int, ``[1, 2]`` a list, ``abc`` a str)."""
-    return yaml.safe_load(text)
+def stage_commands(dvc_yaml: Path, work: Path) -> list[list[str]]:
+    """The ner stages' commands from ``dvc_yaml``, writing into ``work`` instead.
+
+    Raises:
+        SystemExit: a stage is missing or writes an output this script does not redirect.
+    """
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    commands = []
+    for name in STAGES:
+        if name not in stages:
+            raise SystemExit(f"{dvc_yaml}: no stage {name}")
+        for out in stages[name].get("outs", []):
+            path = out if isinstance(out, str) else next(iter(out))
+            if path not in OUTPUTS:
+                raise SystemExit(
+                    f"{dvc_yaml}: {name} writes {path}, which ner_seeds.py would overwrite"
+                )
+        argv = shlex.split(stages[name]["cmd"])
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        commands.append([str(work / OUTPUTS[a]) if a in OUTPUTS else a for a in argv])
+    return commands
 
 
 def overridden(params: dict[str, Any], sets: list[str], seed: int) -> dict[str, Any]:
@@ -63,7 +88,7 @@ def overridden(params: dict[str, Any], sets: list[str], seed: int) -> dict[str, 
             raise SystemExit(f"--variant: {item!r} is not section.key=value")
         if name not in (out.get(section) or {}):
             raise SystemExit(f"--variant: {key} is not a key of params.yaml")
-        out[section][name] = parse_value(value)
+        out[section][name] = yaml.safe_load(value)  # 3000 an int, [1, 2] a list, abc a str
     return out
 
 
@@ -73,22 +98,12 @@ def run_chain(params: dict[str, Any], work: Path, log) -> dict[str, Any]:
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     load_params(params_file)  # a bad override fails here, naming the key, before any work
-    data, model = work / "dataset.jsonl", work / "model"
-    steps = [
-        ["stages/ner_generate.py", "--gazetteer", "data/ner/gazetteer.tsv"]
-        + ["--negatives", "data/ner/negatives.tsv", "--out", str(data)]
-        + ["--stats", str(work / "stats.json")],
-        ["stages/ner_train.py", "--data", str(data), "--model", str(model)]
-        + ["--live", str(work / "train")],
-        ["stages/ner_evaluate.py", "--data", str(data), "--model", str(model), "--real", *REAL]
-        + ["--live", str(work / "evaluate")],
-    ]
-    env = {**os.environ, "GEOLAB_PARAMS": str(params_file), "TQDM_DISABLE": "1"}
-    for step in steps:
-        cmd = [sys.executable, *step, "--params", str(params_file)]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    for cmd in stage_commands(ROOT / "dvc.yaml", work):
+        cmd += ["--params", str(params_file)]
         done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, check=False)
         if done.returncode:
-            raise SystemExit(f"{step[0]} failed (exit {done.returncode}); see {log.name}")
+            raise SystemExit(f"{cmd[1]} failed (exit {done.returncode}); see {log.name}")
     return read_json(work / "evaluate" / "metrics.json")
 
 

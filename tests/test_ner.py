@@ -389,6 +389,11 @@ def _seeds_bench():
 
 def test_seed_benchmark_overrides_and_pairs_by_seed():
     bench = _seeds_bench()
+    cmds = bench["stage_commands"](ROOT / "dvc.yaml", Path("/scratch"))
+    assert [c[1] for c in cmds] == [f"stages/{s}.py" for s in bench["STAGES"]]
+    args = [a for c in cmds for a in c]
+    assert "/scratch/model" in args and "/scratch/evaluate" in args
+    assert not any(a.startswith(("artifacts/", "models/", "results/")) for a in args)
     params = {"base": {"seed": 42}, "ner": {"n_sentences": 2000, "epochs": 4}}
     got = bench["overridden"](params, ["ner.n_sentences=3000", "ner.epochs=[1, 2]"], 7)
     assert got == {"base": {"seed": 7}, "ner": {"n_sentences": 3000, "epochs": [1, 2]}}
