@@ -80,7 +80,8 @@ def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
     weight = numpy_helper.to_array(inits[weight_name])
     bias = numpy_helper.to_array(inits[bias_name])
     nodes = []
-    for part, sl in zip("ab", (slice(None, keep), slice(keep, None)), strict=True):
+    slices = (slice(None, keep), slice(keep, None))
+    for part, name, sl in zip("ab", SPLIT_CONVS, slices, strict=True):
         graph.initializer.extend(
             [
                 numpy_helper.from_array(weight[sl].copy(), f"split_{part}.weight"),
@@ -89,7 +90,7 @@ def split_output_conv(blob: bytes, keep: int = 128) -> bytes:
         )
         conv = helper.make_node(
             "Conv", [source, f"split_{part}.weight", f"split_{part}.bias"],
-            [f"split_{part}"], name=SPLIT_CONVS["ab".index(part)],
+            [f"split_{part}"], name=name,
         )  # fmt: skip
         conv.attribute.extend(node.attribute)
         nodes.append(conv)
@@ -208,31 +209,29 @@ def quantize_static_int8(
         return dst.read_bytes()
 
 
-def float_conv_inputs(blob: bytes) -> list[bool]:
-    """For each Conv of a (quantised) model in graph order, whether its input is float.
+def _dequantized_conv_inputs(blob: bytes) -> list[tuple[str, bool, bool]]:
+    """``(name, int8 input, int8 weights)`` for each Conv in graph order.
 
-    In the QDQ format a quantised convolution reads the output of a ``DequantizeLinear``.
+    In the QDQ format an int8 tensor reaches the convolution through a ``DequantizeLinear``;
+    a float32 one is read directly.
     """
     import onnx
 
     graph = onnx.load_from_string(blob).graph
     producer = {o: n.op_type for n in graph.node for o in n.output}
-    convs = [n for n in graph.node if n.op_type == "Conv"]
-    return [producer.get(n.input[0]) != "DequantizeLinear" for n in convs]
+    dq = "DequantizeLinear"
+    return [
+        (n.name, producer.get(n.input[0]) == dq, producer.get(n.input[1]) == dq)
+        for n in graph.node
+        if n.op_type == "Conv"
+    ]
+
+
+def float_conv_inputs(blob: bytes) -> list[bool]:
+    """For each Conv of a (quantised) model in graph order, whether its input is float."""
+    return [not int8_input for _, int8_input, _ in _dequantized_conv_inputs(blob)]
 
 
 def int8_weight_convs(blob: bytes) -> dict[str, bool]:
-    """For each Conv of a (quantised) model, by name: whether its weights are int8.
-
-    In the QDQ format an int8 weight reaches the convolution through a ``DequantizeLinear``;
-    a float32 weight is read directly.
-    """
-    import onnx
-
-    graph = onnx.load_from_string(blob).graph
-    producer = {o: n.op_type for n in graph.node for o in n.output}
-    return {
-        n.name: producer.get(n.input[1]) == "DequantizeLinear"
-        for n in graph.node
-        if n.op_type == "Conv"
-    }
+    """For each Conv of a (quantised) model, by name: whether its weights are int8."""
+    return {name: int8_weights for name, _, int8_weights in _dequantized_conv_inputs(blob)}
