@@ -13,7 +13,7 @@ a paired bootstrap 90 % interval (``auc@5px_vs_plain``; date pairs are resampled
 since the seeds draw some of the same dates again with other homographies). The baseline is
 kornia's DISK + LightGlue as it comes: 2048 keypoints on the 512 px image, default adaptive
 depth/width, float32, contiguous NCHW. ``--configs int8 ONNX`` runs only the rows whose names
-contain one of the words (and the baseline).
+contain one of the words (and the baseline); with ``--exact``, those named exactly.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
         **FAST, "speed": ["onnx_int8"], "int8_calibration": "data/sentinel2/T36UYA"},
     "+ int8 DISK, 448 px": {**FAST, "resize": 448, "speed": ["onnx_int8"],
                             "int8_calibration": EOLEARN},
+    # keypoints moved off DISK's whole pixels (of the 384 px image) to the heatmap's peak
+    "+ int8 DISK, sub-pixel keypoints": {**FAST, "speed": ["onnx_int8"],
+                                         "int8_calibration": EOLEARN, "subpixel": True},
     # int8 DISK on the full 512 px image, with fewer keypoints than the plain 2048
     "int8 DISK, 512 px, 1536 kp": {
         "max_keypoints": 1536, "speed": ["onnx_int8"], "int8_calibration": EOLEARN},
@@ -163,6 +166,9 @@ def main() -> None:
         default=None,
         help="run only the configurations whose names contain one of these",
     )
+    p.add_argument(
+        "--exact", action="store_true", help="--configs are whole names, not parts of names"
+    )
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws")
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
@@ -172,8 +178,13 @@ def main() -> None:
     pairs = bench_pairs(args.pairs, args.scenes, args.seeds)
     if not pairs:
         raise SystemExit(f"{args.pairs}: no same-season or cross-season pairs")
+    wanted = args.configs
     configs = {n: c for n, c in CONFIGS.items()
-               if n == BASE or not args.configs or any(k in n for k in args.configs)}  # fmt: skip
+               if n == BASE or not wanted or (n in wanted if args.exact else
+                                              any(k in n for k in wanted))}  # fmt: skip
+    unknown = set(wanted or ()) - set(CONFIGS) if args.exact else set()
+    if unknown:
+        raise SystemExit(f"unknown configurations {sorted(unknown)}; valid: {list(CONFIGS)}")
     robust = RobustParams()
     ms: dict[str, list[float]] = {name: [] for name in configs}
     rows: dict[str, list] = {}

@@ -38,7 +38,12 @@ def main() -> None:
         from geolab.ner.templates import generate_template_dataset
 
         sentences, stats = generate_template_dataset(
-            args.gazetteer, args.negatives, c.n_sentences, c.negative_frac, ctx.base.seed
+            args.gazetteer,
+            args.negatives,
+            c.n_sentences,
+            c.negative_frac,
+            ctx.base.seed,
+            join_frac=c.join_frac,
         )
     write_jsonl(args.out, sentences)
     write_json(args.stats, {"source": c.source, **stats})

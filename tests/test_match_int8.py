@@ -192,6 +192,14 @@ def test_pair_cli_with_int8_disk(tmp_path):
             "--json", str(js)]  # fmt: skip
     with pytest.raises(SystemExit, match="sift_ratio does not take --speed"):
         match_cli(sift)
+    with pytest.raises(SystemExit, match="aliked_lightglue does not take --subpixel"):
+        match_cli(["pair", str(a), str(b), "--matcher", "aliked_lightglue", "--subpixel",
+                   "--json", str(js)])  # fmt: skip
+    sub = ["pair", str(a), str(b), "--max-keypoints", "512", "--subpixel", "--device", "cpu",
+           "--json", str(js)]  # fmt: skip
+    assert match_cli(sub) == 0
+    H = np.array(json.loads(js.read_text())["homography"])
+    assert np.allclose(H[:2, 2], [-12, -20], atol=1.0)
 
 
 def _bench():
@@ -217,3 +225,22 @@ def test_benchmark_bootstrap_resamples_date_pairs_together():
     assert same["diff"] == 0.0 and same["ci90"] == [0.0, 0.0]
     worse = bench["auc_difference"]([inf] * 6, base, draws)
     assert worse["diff"] < 0 and worse["ci90"][0] < worse["ci90"][1] <= 0
+
+
+def test_subpixel_benchmark_pairs_carry_their_true_homography():
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "match_subpixel.py"), run_name="bench")
+    pairs = bench["warped_dates"](128, seed=3)
+    assert len(pairs) == 12
+    again = bench["warped_dates"](128, seed=3)
+    assert all(np.array_equal(a["H"], b["H"]) for a, b in zip(pairs, again, strict=True))
+    p = pairs[0]
+    assert p["image0"].shape == p["image1"].shape == (128, 128, 3)
+    from geolab.match.geometry import project
+
+    # a pixel of image0 lands where H sends it in image1
+    x, y = 64, 60
+    u, v = np.rint(project(np.array([[x, y]], float), p["H"])[0]).astype(int)
+    assert p["valid1"][v, u]
+    assert np.abs(p["image1"][v, u].astype(int) - p["image0"][y, x].astype(int)).max() < 40

@@ -305,3 +305,36 @@ def test_params_accept_exactly_the_speed_options():
 
     hint = typing.get_type_hints(MatchParams)["speed"]
     assert set(typing.get_args(typing.get_args(hint)[0])) == M.SPEEDUPS
+
+
+def test_subpixel_offsets_find_the_peak_of_a_parabola():
+    yy, xx = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
+    heat = -((xx - 10.3) ** 2) - 2 * (yy - 7.8) ** 2
+    xy = torch.tensor([[10.0, 8.0], [11.0, 7.0], [0.0, 0.0], [29.0, 19.0]])
+    off = M.subpixel_offsets(heat, xy)
+    assert torch.allclose(off[0], torch.tensor([0.3, -0.2]), atol=1e-5)
+    # a pixel that is not the maximum: the vertex lies beyond half a pixel, clipped
+    assert torch.allclose(off[1], torch.tensor([-0.5, 0.5]))
+    # at the border the missing neighbour is the centre: no maximum there, no offset
+    assert torch.equal(off[2], torch.zeros(2)) and torch.equal(off[3], torch.zeros(2))
+    flat = torch.zeros(5, 5)
+    assert torch.equal(M.subpixel_offsets(flat, torch.tensor([[2, 2]])), torch.zeros(1, 2))
+
+
+def test_disk_subpixel_keypoints_move_less_than_half_a_pixel_and_localise_better(tile):
+    img0 = np.ascontiguousarray(tile[256:512, 0:256])
+    H_true = G.homography_from_params(256, 256, rotation_deg=17, scale=1.05)
+    img1 = G.warp(img0, H_true)[0]
+    whole = M.build_matcher("disk_lightglue", max_keypoints=512, device="cpu")
+    sub = M.build_matcher("disk_lightglue", max_keypoints=512, device="cpu", subpixel=True)
+    x = whole._tensor(np.dstack([img0] * 3)[:250, :250])  # not a multiple of 16: padded
+    (k0, d0), (k1, d1) = whole._extract(x)[0], sub._extract(x)[0]
+    assert k0.shape == k1.shape and torch.equal(d0, d1)  # the same keypoints, descriptors
+    step = (k1 - k0).abs()
+    assert step.max() <= 0.5 and (step > 0.05).float().mean() > 0.5
+    errors = []
+    for m in (whole, sub):
+        out = m(img0, img1)
+        reproj = np.linalg.norm(G.project(out["kpts0"], H_true) - out["kpts1"], axis=1)
+        errors.append(np.median(reproj[reproj < 4]))
+    assert errors[1] < errors[0]

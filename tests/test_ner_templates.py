@@ -340,6 +340,46 @@ def test_bad_arguments(files):
         generate_template_dataset(*files, 10, 1.0, seed=0)
     with pytest.raises(ValueError, match="n_sentences"):
         generate_template_dataset(*files, -1, 0.3, seed=0)
+    with pytest.raises(ValueError, match="join_frac"):
+        generate_template_dataset(*files, 10, 0.3, seed=0, join_frac=1.5)
+
+
+def test_join_sentences(files, generated):
+    plain, plain_stats = generated
+    sentences, stats = generate_template_dataset(*files, N, FRAC, seed=7, join_frac=0.25)
+    n_pos = plain_stats["positives"]
+    n_joined = round(0.25 * n_pos)
+    assert stats["joined"] == n_joined and plain_stats["joined"] == 0
+    # the same sentences, only regrouped: every joined negative is one example fewer
+    assert stats["sentences"] == plain_stats["sentences"] - n_joined
+    assert stats["positives"] == n_pos
+    assert stats["negatives"] == plain_stats["negatives"] - n_joined
+    assert stats["tokens"] == plain_stats["tokens"]
+    assert stats["entities"] == plain_stats["entities"]
+    assert [s.id for s in sentences] == [f"tpl-{i:06d}" for i in range(1, len(sentences) + 1)]
+    plain_texts = {s.text() for s in plain}
+    long = [s for s in sentences if s.text() not in plain_texts]
+    assert len(long) == n_joined
+    by_tokens = {tuple(p.tokens): p for p in plain}
+    orders = set()
+    for s in long:
+        # a positive and a negative, each a whole generated sentence, in either order
+        assert s.mountain is not None
+        halves = [
+            (by_tokens[tuple(s.tokens[:k])], by_tokens[tuple(s.tokens[k:])])
+            for k in range(1, len(s.tokens))
+            if tuple(s.tokens[:k]) in by_tokens and tuple(s.tokens[k:]) in by_tokens
+        ]
+        assert len(halves) == 1, s.text()
+        a, b = halves[0]
+        assert a.tags + b.tags == s.tags
+        assert (a.mountain is None) != (b.mountain is None), s.text()
+        assert s.mountain == (a.mountain or b.mountain)
+        orders.add(a.mountain is None)
+    assert orders == {True, False}
+    # more joins than negatives: every negative is used once, none twice
+    sentences, stats = generate_template_dataset(*files, N, FRAC, seed=7, join_frac=1.0)
+    assert stats["joined"] == plain_stats["negatives"] and stats["negatives"] == 0
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         help="images that calibrate onnx_int8 (default: data/sentinel2/eolearn_slovenia, "
         "relative to the working directory)",
     )
+    pr.add_argument(
+        "--subpixel", action="store_true", help="DISK keypoints refined off whole pixels"
+    )
     pr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     return p
 
@@ -65,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                   "device": args.device, "weights": args.weights, "speed": args.speed}  # fmt: skip
         if args.int8_calibration:
             values["int8_calibration"] = args.int8_calibration
+        if args.subpixel:
+            values["subpixel"] = True
         kwargs = matcher_kwargs(args.matcher, values)
-        for key in ("speed", "int8_calibration"):
+        for key in ("speed", "int8_calibration", "subpixel"):
             if values.get(key) and key not in kwargs:
                 flag = "--" + key.replace("_", "-")
                 raise ValueError(f"{args.matcher} does not take {flag}")

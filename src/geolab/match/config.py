@@ -37,6 +37,7 @@ class MatchParams:
             network statically quantised to int8), ``batch`` (both images through the
             extractor at once when their sizes match).
         int8_calibration: folder of images that calibrate ``onnx_int8`` (no ground truth used).
+        subpixel: DISK keypoints refined to sub-pixel positions on its heatmap.
         ransac_method: ``usac_magsac`` or ``ransac``.
         ransac_threshold: inlier threshold of the robust fit in pixels.
         ransac_confidence: confidence of the robust fit.
@@ -71,6 +72,7 @@ class MatchParams:
         dataclasses.field(default_factory=list)
     )
     int8_calibration: str = "data/sentinel2/eolearn_slovenia"
+    subpixel: bool = False
     ransac_method: Literal["usac_magsac", "ransac"] = "usac_magsac"
     ransac_threshold: float = 3.0
     ransac_confidence: float = 0.9999

@@ -494,6 +494,10 @@ class DiskLightGlue(_LightGlueMatcher):
             ``resize``, or to 512 px when ``resize`` is None); they should look like the images
             to match. Default: the eo-learn Slovenia scenes (Sentinel-2 true colour of another
             place than the sample's tile, so no benchmark image calibrates its own matching).
+        subpixel: move each keypoint from its heatmap pixel to the peak of a parabola fitted
+            through the pixel and its neighbours, per axis (:func:`subpixel_offsets`);
+            descriptors stay those of the pixel. DISK itself places keypoints on whole pixels,
+            which on a resized image are whole pixels of the smaller image.
     """
 
     features = "disk"
@@ -508,12 +512,14 @@ class DiskLightGlue(_LightGlueMatcher):
         device: str = "auto",
         speed: list[str] | tuple[str, ...] = (),
         int8_calibration: str | Path = DEFAULT_CALIBRATION,
+        subpixel: bool = False,
     ) -> None:
         super().__init__(
             max_keypoints, resize, match_threshold, depth_confidence, width_confidence, device,
             speed,
         )  # fmt: skip
         self.int8_calibration = str(int8_calibration)
+        self.subpixel = bool(subpixel)
         if "onnx_int8" in self.speed:  # a missing or empty folder fails here, not at first use
             from geolab.match.int8 import calibration_files
 
@@ -521,8 +527,46 @@ class DiskLightGlue(_LightGlueMatcher):
 
     def _extract(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         disk, _ = self.models
-        feats = disk(images, n=self.max_keypoints, pad_if_not_divisible=True)
-        return [(f.keypoints, f.descriptors) for f in feats]
+        if not self.subpixel:
+            feats = disk(images, n=self.max_keypoints, pad_if_not_divisible=True)
+            return [(f.keypoints, f.descriptors) for f in feats]
+        from kornia.feature.disk.detector import heatmap_to_keypoints
+
+        h, w = images.shape[2:]
+        padded = nn.functional.pad(images, (0, -w % 16, 0, -h % 16))
+        heat, dense = disk.heatmap_and_dense_descriptors(padded)
+        heat, dense = heat[..., :h, :w], dense[..., :h, :w]
+        out = []
+        for i, kp in enumerate(heatmap_to_keypoints(heat, n=self.max_keypoints)):
+            f = kp.merge_with_descriptors(dense[i])
+            out.append((f.keypoints + subpixel_offsets(heat[i, 0], f.keypoints), f.descriptors))
+        return out
+
+
+def subpixel_offsets(heatmap: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Sub-pixel offsets of keypoints at whole pixels ``xy`` (``(N, 2)``) of a ``(H, W)`` map.
+
+    Per axis, the vertex of the parabola through the scores at ``p - 1``, ``p`` and ``p + 1``:
+    ``(s[p-1] - s[p+1]) / (2 (s[p-1] - 2 s[p] + s[p+1]))``, clipped to ``[-0.5, 0.5]``. A
+    neighbour outside the map takes the centre's score; where the parabola does not open
+    downwards (no maximum) the offset is 0.
+
+    Returns:
+        ``(N, 2)`` float offsets in pixels, ``(dx, dy)``.
+    """
+    h, w = heatmap.shape
+    x, y = xy[:, 0].long(), xy[:, 1].long()
+    centre = heatmap[y, x]
+    offsets = []
+    for along_x in (True, False):
+        pos, size = (x, w) if along_x else (y, h)
+        lo, hi = (pos - 1).clamp(min=0), (pos + 1).clamp(max=size - 1)
+        before = heatmap[y, lo] if along_x else heatmap[lo, x]
+        after = heatmap[y, hi] if along_x else heatmap[hi, x]
+        curve = before - 2 * centre + after
+        step = torch.where(curve < 0, (before - after) / (2 * curve).clamp(max=-1e-12), 0.0)
+        offsets.append(step.clamp(-0.5, 0.5))
+    return torch.stack(offsets, dim=1).to(xy.dtype if xy.is_floating_point() else torch.float32)
 
 
 @MATCHERS.register("aliked_lightglue")

@@ -136,7 +136,7 @@ def make_matchers(
 
 def _matcher_values(p: MatchParams) -> dict[str, Any]:
     keys = ("max_keypoints", "resize", "match_threshold", "ratio", "depth_confidence",
-            "width_confidence", "speed", "int8_calibration")  # fmt: skip
+            "width_confidence", "speed", "int8_calibration", "subpixel")  # fmt: skip
     return {k: getattr(p, k) for k in keys}
 
 

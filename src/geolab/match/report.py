@@ -15,6 +15,8 @@ SWEEP = "results/match/evaluate/rotation_sweep.json"
 SPEED = "benchmarks/results/match_speed.json"
 REPLICATION = "benchmarks/results/match_speed_replication.json"
 INT8_LAYERS = "benchmarks/results/match_int8_layers.json"
+SUBPIXEL = "benchmarks/results/match_subpixel.json"
+POOLED = "benchmarks/results/match_speed_pooled.json"
 ORDER = ("same_season", "cross_season", "cross_year", "augmented", "eolearn", "all")
 
 
@@ -132,6 +134,24 @@ def int8_layers_block(layers: dict[str, Any]) -> str:
     )
 
 
+def subpixel_block(result: dict[str, Any]) -> str:
+    """Keypoint localisation with and without sub-pixel refinement (same-date warps)."""
+    rows = [
+        [f"{name}", f"{c['median_error_px']:.3f}", f"{100 * c['share_below_1px']:.0f} %",
+         f"{c['matches_per_pair']:.0f}", c["wrong_matches"],
+         f"{c['median_corner_error_px']:.3f}", f"{c['ms_per_pair']:.0f}"]
+        for name, c in result["configs"].items()
+    ]  # fmt: skip
+    header = ["DISK + LightGlue", "median match error (px)", "below 1 px", "matches / pair",
+              "wrong matches (≥ 4 px)", "median corner error (px)", "ms / pair"]  # fmt: skip
+    return table(header, rows) + (
+        f"\n{result['pairs']} pairs: each `{result['dates']}` date at {result['size']} px against "
+        f"itself warped by a homography drawn with seed {result['seed']}; match errors over the "
+        f"matches within 4 px of the truth; {result['threads']} threads, torch "
+        f"{result['torch']}.\n"
+    )
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Every generated block of the match doc."""
     return {
@@ -141,4 +161,6 @@ def blocks(root: Path) -> dict[str, str]:
         "match-speed": speed_block(read_json(root / SPEED)),
         "match-speed-replication": speed_block(read_json(root / REPLICATION)),
         "match-int8-layers": int8_layers_block(read_json(root / INT8_LAYERS)),
+        "match-subpixel": subpixel_block(read_json(root / SUBPIXEL)),
+        "match-speed-pooled": speed_block(read_json(root / POOLED)),
     }

@@ -16,6 +16,8 @@ class NerParams(TrainConfig):
         source: ``template`` (offline, default) or ``llm`` (needs ``OPENAI_API_KEY``).
         n_sentences: sentences to generate.
         negative_frac: share of template sentences with no mountain (hard negatives).
+        join_frac: share of template positives joined with one negative into one longer
+            example (:func:`~geolab.ner.templates.join_sentences`).
         llm_model: chat model for ``source: llm``.
         base_url: OpenAI-compatible endpoint (null: the OpenAI API).
         concurrency: requests in flight at once.
@@ -44,6 +46,7 @@ class NerParams(TrainConfig):
     source: Literal["template", "llm"] = "template"
     n_sentences: int = 2000
     negative_frac: float = 0.3
+    join_frac: float = 0.0
     llm_model: str = "gpt-4o-mini"
     base_url: str | None = None
     concurrency: int = 8
@@ -66,6 +69,8 @@ class NerParams(TrainConfig):
         """Cross-key checks (called by the params loader)."""
         if not 0 <= self.negative_frac < 1:
             raise ValueError(f"negative_frac must be in [0, 1), got {self.negative_frac}")
+        if not 0 <= self.join_frac <= 1:
+            raise ValueError(f"join_frac must be in [0, 1], got {self.join_frac}")
         if self.val_frac <= 0 or self.test_frac <= 0 or self.val_frac + self.test_frac >= 1:
             raise ValueError("val_frac and test_frac must be > 0 with val_frac + test_frac < 1")
         if not 0 < self.window_stride <= self.window_words:

@@ -14,6 +14,7 @@ TRAIN = "results/ner/train/metrics.json"
 VAL_F1 = "results/ner/train/plots/metrics/val/f1.tsv"
 METRICS = "results/ner/evaluate/metrics.json"
 SEEDS = "benchmarks/results/ner_seeds.json"
+SEEDS_JOIN = "benchmarks/results/ner_seeds_join.json"
 SETS = {
     "generated": "generated test split (unseen mountains)",
     "fewnerd": "Few-NERD (mountains + negatives)",
@@ -113,4 +114,5 @@ def blocks(root: Path) -> dict[str, str]:
             read_json(root / METRICS), read_json(root / TRAIN), _column(root / VAL_F1, "f1")
         ),
         "ner-seeds": seeds_block(read_json(root / SEEDS)),
+        "ner-seeds-join": seeds_block(read_json(root / SEEDS_JOIN)),
     }

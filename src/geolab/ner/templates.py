@@ -1889,28 +1889,35 @@ def generate_template_dataset(
     n_sentences: int,
     negative_frac: float,
     seed: int,
+    join_frac: float = 0.0,
 ) -> tuple[list[Sentence], dict]:
     """Write ``n_sentences`` tagged sentences from the templates.
 
     Positives draw their main mountain from the gazetteer without repetition until every name
     has been used (then a new shuffled round starts); ``round(n_sentences * negative_frac)``
     sentences are hard negatives: lookalike names from the negatives file and no mountain, all
-    ``O``. Identical token sequences are written once. Deterministic for a seed.
+    ``O``. Identical token sequences are written once. With ``join_frac`` > 0, that share of
+    the positives (as far as negatives last) is joined with one negative into a single longer
+    example (see :func:`join_sentences`). Deterministic for a seed.
 
     Returns:
         The sentences (ids ``tpl-000001``...) and stats: ``sentences``, ``positives``,
-        ``negatives``, ``entities``, ``distinct_mountains``, ``templates_used``, ``per_kind``
+        ``negatives``, ``joined``, ``entities``, ``distinct_mountains``, ``templates_used``,
+        ``per_kind``
         (positives by the main mountain's kind), ``tokens``, plus ``per_template_group`` and
         the input sizes.
 
     Raises:
         DatasetError: a malformed gazetteer or negatives file.
-        ValueError: ``n_sentences < 0`` or ``negative_frac`` outside ``[0, 1)``.
+        ValueError: ``n_sentences < 0``, ``negative_frac`` outside ``[0, 1)`` or ``join_frac``
+            outside ``[0, 1]``.
     """
     if n_sentences < 0:
         raise ValueError(f"n_sentences must be >= 0, got {n_sentences}")
     if not 0 <= negative_frac < 1:
         raise ValueError(f"negative_frac must be in [0, 1), got {negative_frac}")
+    if not 0 <= join_frac <= 1:
+        raise ValueError(f"join_frac must be in [0, 1], got {join_frac}")
     gaz = read_gazetteer(gazetteer)
     neg_all = read_negatives(negatives)
     gaz_names = {e.name.casefold() for e in gaz}
@@ -1980,6 +1987,7 @@ def generate_template_dataset(
         failed += not done
     if failed:
         log.warning("%d of %d sentences could not be written (duplicates)", failed, n_sentences)
+    sentences, joined = join_sentences(sentences, join_frac, rng)
     for i, s in enumerate(sentences, start=1):
         s.id = f"tpl-{i:06d}"
     n_negatives = sum(s.mountain is None for s in sentences)
@@ -1987,6 +1995,7 @@ def generate_template_dataset(
         "sentences": len(sentences),
         "positives": len(sentences) - n_negatives,
         "negatives": n_negatives,
+        "joined": joined,
         "entities": sum(len(entities(s.tags)) for s in sentences),
         "distinct_mountains": len(mountains),
         "templates_used": len(used_templates),
@@ -1998,3 +2007,41 @@ def generate_template_dataset(
         "templates_available": template_count()["positive"],
     }
     return sentences, stats
+
+
+def join_sentences(
+    sentences: list[Sentence], frac: float, rng: random.Random
+) -> tuple[list[Sentence], int]:
+    """Join a share of the positive sentences with one negative sentence each.
+
+    Real prose runs longer than one template and mixes mountains with towns, people and rivers
+    in one sentence; a joined example gives the model that context. ``round(frac * positives)``
+    positives (at most as many as there are negatives) are drawn; each is joined, in random
+    order, with a distinct negative, which is then no longer a sentence of its own. The joined
+    example keeps the positive's ``mountain``, so the split by mountain stays clean. Order of
+    the list is kept (the joined example takes the positive's place).
+
+    Returns:
+        The new list and the number of joined examples.
+    """
+    positives = [i for i, s in enumerate(sentences) if s.mountain is not None]
+    negatives = [i for i, s in enumerate(sentences) if s.mountain is None]
+    n = min(round(frac * len(positives)), len(negatives))
+    if n == 0:
+        return sentences, 0
+    chosen = rng.sample(positives, n)
+    partners = rng.sample(negatives, n)
+    absorbed = set(partners)
+    joined = {}
+    for i, j in zip(chosen, partners, strict=True):
+        pos, neg = sentences[i], sentences[j]
+        first, second = (pos, neg) if rng.random() < 0.5 else (neg, pos)
+        joined[i] = Sentence(
+            pos.id,
+            first.tokens + second.tokens,
+            first.tags + second.tags,
+            pos.source,
+            pos.mountain,
+        )
+    out = [joined.get(i, s) for i, s in enumerate(sentences) if i not in absorbed]
+    return out, n
