@@ -175,9 +175,6 @@ def main() -> None:
     p.add_argument("--solved-px", type=float, default=5.0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    pairs = bench_pairs(args.pairs, args.scenes, args.seeds)
-    if not pairs:
-        raise SystemExit(f"{args.pairs}: no same-season or cross-season pairs")
     wanted = args.configs
     configs = {n: c for n, c in CONFIGS.items()
                if n == BASE or not wanted or (n in wanted if args.exact else
@@ -185,6 +182,9 @@ def main() -> None:
     unknown = set(wanted or ()) - set(CONFIGS) if args.exact else set()
     if unknown:
         raise SystemExit(f"unknown configurations {sorted(unknown)}; valid: {list(CONFIGS)}")
+    pairs = bench_pairs(args.pairs, args.scenes, args.seeds)
+    if not pairs:
+        raise SystemExit(f"{args.pairs}: no same-season or cross-season pairs")
     robust = RobustParams()
     ms: dict[str, list[float]] = {name: [] for name in configs}
     rows: dict[str, list] = {}
