@@ -18,6 +18,7 @@ from geolab.common.train import (
     CHECKPOINT_FORMAT,
     CheckpointSpec,
     TrainConfig,
+    WeightEma,
     _TrainState,
     build_optimizer,
     build_scheduler,
@@ -379,6 +380,70 @@ def test_build_optimizer(name, cls):
         assert opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"]
 
 
+def test_lr_mult_groups_by_longest_prefix():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1)))
+    cfg = TrainConfig(lr=0.1, weight_decay=0.05, lr_mult={"1": 0.5, "1.1": 0.0})
+    opt = build_optimizer(model, cfg)
+    by_param = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
+    assert by_param[id(model[0].weight)] == (0.1, 0.05)  # no prefix: lr
+    assert by_param[id(model[0].bias)] == (0.1, 0.0)
+    assert by_param[id(model[1][0].weight)] == pytest.approx((0.05, 0.05))
+    assert by_param[id(model[1][1].weight)] == (0.0, 0.05)  # "1.1" beats "1"
+    assert by_param[id(model[1][1].bias)] == (0.0, 0.0)
+    assert opt.param_groups[0]["lr"] == 0.1  # the logged LR is the base one
+    assert len(by_param) == len(list(model.parameters()))
+    # the schedule scales every group alike
+    sched = build_scheduler(opt, TrainConfig(lr=0.1, lr_mult={"1": 0.5}, epochs=2), 5)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs == pytest.approx([0.0, 0.0, 0.025, 0.025, 0.05, 0.05])
+    with pytest.raises(ValueError, match=r"lr_mult: 'encoder' matches no parameter.*: 0, 1"):
+        param_groups(model, 0.0, 0.1, {"encoder": 0.1})
+    with pytest.raises(ValueError, match="lr_mult: 1 has multiplier -1"):
+        param_groups(model, 0.0, 0.1, {"1": -1})
+
+
+def test_weight_ema_average_warmup_and_swap():
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+    nn.init.constant_(model[0].weight, 0.0)
+    ema = WeightEma(model, 0.5)
+    nn.init.constant_(model[0].weight, 1.0)
+    model[1].num_batches_tracked += 7
+    ema.update(model)  # warm-up: decay min(0.5, 2 / 11)
+    expected = 1 - 2 / 11
+    assert float(ema.shadow["0.weight"]) == pytest.approx(expected)
+    assert int(ema.shadow["1.num_batches_tracked"]) == 7  # copied, not averaged
+    ema.update(model)  # min(0.5, 3 / 12) = 0.25
+    expected = 0.25 * expected + 0.75
+    assert float(ema.shadow["0.weight"]) == pytest.approx(expected)
+    with ema.applied(model):
+        assert model[0].weight.item() == pytest.approx(expected)
+    assert model[0].weight.item() == 1.0  # the trained weights are back
+    with pytest.raises(ValueError, match="ema: the decay must be in"):
+        WeightEma(model, 1.0)
+
+
+def test_fit_with_ema_validates_and_saves_the_average(tmp_path):
+    seen = []
+
+    def evaluate(m):
+        loss = full_loss(m)
+        seen.append((loss, {k: v.detach().clone() for k, v in m.state_dict().items()}))
+        return {"loss": loss}
+
+    model = new_model()
+    ckpt = make_ckpt(tmp_path)
+    cfg = make_cfg(epochs=3, monitor="val/loss", ema=0.9, resume=False)
+    fit(model, loader(), cfg, ce_step, ckpt, evaluate)
+    assert not torch.allclose(seen[-1][1]["weight"], model.weight)  # validation saw the average
+    best = min(seen, key=lambda s: s[0])[1]
+    blob = torch.load(ckpt.path, weights_only=True)
+    for key, value in best.items():  # and the best epoch's average is what was saved
+        torch.testing.assert_close(blob["state_dict"][key], value, rtol=0, atol=0)
+
+
 def test_train_config_from_params():
     cls = ClsParams(lr=0.5, epochs=2, batch_size=8)
     cfg = TrainConfig.from_params(cls)
@@ -409,8 +474,9 @@ class Counter:
         return {"loss": full_loss(model)}
 
 
-def test_resume_after_crash(tmp_path):
-    cfg = make_cfg(epochs=4, monitor="val/loss")
+@pytest.mark.parametrize("ema", [0.0, 0.8])
+def test_resume_after_crash(tmp_path, ema):
+    cfg = make_cfg(epochs=4, monitor="val/loss", ema=ema)
     data = loader()  # 4 batches per epoch
 
     ref = Counter()

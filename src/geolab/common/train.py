@@ -68,6 +68,12 @@ class TrainConfig:
         channels_last: keep the model and 4-D input batches in channels-last memory format
             (faster convolutions on CPU and on tensor cores; results are unchanged up to
             floating-point rounding).
+        lr_mult: learning-rate multipliers by parameter-name prefix, e.g. ``{encoder: 0.1}``
+            trains a pretrained encoder ten times slower than the rest; the longest matching
+            prefix wins, other parameters get ``lr``. Every prefix must match a parameter.
+        ema: decay of an exponential moving average of the weights (e.g. 0.99), updated after
+            every optimizer step (with the usual warm-up ``min(ema, (1 + n) / (10 + n))``);
+            validation and the saved checkpoints use the averaged weights. 0 disables it.
     """
 
     epochs: int = 10
@@ -87,6 +93,8 @@ class TrainConfig:
     mode: Literal["min", "max"] = "min"
     resume: bool = True
     channels_last: bool = False
+    lr_mult: dict[str, float] = dataclasses.field(default_factory=dict)
+    ema: float = 0.0
 
     @classmethod
     def from_params(cls, params: Any) -> TrainConfig:
@@ -170,21 +178,56 @@ def train_loader(dataset: Any, batch_size: int, seed: int, **kwargs: Any) -> Dat
     )
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Split parameters into decayed (weights of dim >= 2) and not decayed (biases, norms)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+def param_groups(
+    model: nn.Module, weight_decay: float, lr: float | None = None, lr_mult: Mapping | None = None
+) -> list[dict[str, Any]]:
+    """Split parameters into decayed (weights of dim >= 2) and not decayed (biases, norms).
+
+    With ``lr`` and ``lr_mult`` (name prefix -> multiplier), each of the two is split again by
+    multiplier and every group carries its ``lr``; the groups of multiplier 1 come first.
+
+    Raises:
+        ValueError: a prefix of ``lr_mult`` matches no parameter, or a multiplier is negative.
+    """
+    lr_mult = dict(lr_mult or {})
+    for prefix, mult in lr_mult.items():
+        if not mult >= 0:
+            raise ValueError(f"lr_mult: {prefix} has multiplier {mult}; it must be >= 0")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    for prefix in lr_mult:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            tops = sorted({n.split(".")[0] for n in names})
+            raise ValueError(
+                f"lr_mult: {prefix!r} matches no parameter of the model "
+                f"(its top-level modules: {', '.join(tops)})"
+            )
+
+    def mult_of(name: str) -> float:
+        hits = [k for k in lr_mult if name == k or name.startswith(k + ".")]
+        return float(lr_mult[max(hits, key=len)]) if hits else 1.0
+
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            groups.setdefault((mult_of(name), p.ndim >= 2), []).append(p)
+    order = sorted(groups, key=lambda k: (k[0] != 1.0, k[0], not k[1]))
+    if not lr_mult:  # the plain two groups, even when one of them is empty
+        order = [(1.0, True), (1.0, False)]
+    out = []
+    for mult, decayed in order:
+        group: dict[str, Any] = {
+            "params": groups.get((mult, decayed), []),
+            "weight_decay": weight_decay if decayed else 0.0,
+        }
+        if lr is not None:
+            group["lr"] = lr * mult
+        out.append(group)
+    return out
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Build the optimizer named by ``cfg.optimizer``."""
-    groups = param_groups(model, cfg.weight_decay)
+    """Build the optimizer named by ``cfg.optimizer`` (per-group LRs from ``cfg.lr_mult``)."""
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.lr_mult)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     if cfg.optimizer == "adam":
@@ -200,7 +243,8 @@ def build_scheduler(
     warm = max(0, cfg.warmup_steps)
     sched = torch.optim.lr_scheduler
     if cfg.scheduler == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total)
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return sched.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total)
     if cfg.scheduler == "plateau":
         mode = cfg.mode
         return sched.ReduceLROnPlateau(
@@ -235,6 +279,51 @@ class _Amp:
         if not self.enabled:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+class WeightEma:
+    """An exponential moving average of a model's weights (and floating-point buffers).
+
+    ``update`` after every optimizer step; ``applied`` swaps the averaged weights into the
+    model for a ``with`` block (validation, saving) and puts the trained ones back after.
+    Integer buffers (batch norm's step count) are copied, not averaged.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"ema: the decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards the model's current weights."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                self.shadow[key].lerp_(value.detach(), 1 - decay)
+            else:
+                self.shadow[key].copy_(value)
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module):
+        """The averaged weights in ``model`` inside the block; the trained ones after it."""
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(trained)
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: D102
+        self.updates = int(state["updates"])
+        for key, value in state["shadow"].items():
+            self.shadow[key].copy_(value)
 
 
 def fingerprint(params: Mapping[str, Any]) -> str:
@@ -286,7 +375,8 @@ def fit(
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         row = _train_epoch(state, train_loader, step, epoch, on_epoch)
         if evaluate is not None:
-            row.update(_run_eval(model, evaluate))
+            with state.averaged():
+                row.update(_run_eval(model, evaluate))
         row["lr"] = state.optimizer.param_groups[0]["lr"]
         state.end_epoch(epoch, row, live)
         if state.should_stop():
@@ -339,6 +429,7 @@ class _TrainState:
     scheduler: Any
     amp: _Amp
     device: torch.device
+    ema: WeightEma | None = None
     epoch: int = 0
     best: float = math.nan
     best_epoch: int = 0
@@ -352,7 +443,12 @@ class _TrainState:
     ) -> _TrainState:
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg, steps)
-        return cls(model, cfg, ckpt, optimizer, scheduler, _Amp(device, cfg.amp), device)
+        ema = WeightEma(model, cfg.ema) if cfg.ema else None
+        return cls(model, cfg, ckpt, optimizer, scheduler, _Amp(device, cfg.amp), device, ema)
+
+    def averaged(self) -> contextlib.AbstractContextManager:
+        """The weights to validate and save: the moving average with ``ema``, else as trained."""
+        return self.ema.applied(self.model) if self.ema else contextlib.nullcontext()
 
     def optimize(self, step: StepFn, batch: Any) -> dict[str, torch.Tensor]:
         """One optimizer step: forward under autocast, backward, clip, step, schedule."""
@@ -370,6 +466,8 @@ class _TrainState:
         self.amp.scaler.update()
         if self.cfg.scheduler != "plateau":
             self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return {k: v for k, v in out.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
 
     def end_epoch(self, epoch: int, row: dict[str, float], live: Any | None) -> None:
@@ -384,7 +482,8 @@ class _TrainState:
             self.scheduler.step(value)
         if self._improved(value):
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-            save_checkpoint(self.ckpt, self.model, epoch, row)
+            with self.averaged():
+                save_checkpoint(self.ckpt, self.model, epoch, row)
         else:
             self.bad_epochs += 1
         self.history.append({"epoch": epoch, **row})
@@ -412,6 +511,7 @@ class _TrainState:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.amp.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
             "rng": torch.get_rng_state(),
             "py_rng": list(random.getstate()[1]),
             "progress": {
@@ -436,6 +536,8 @@ class _TrainState:
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
         self.amp.scaler.load_state_dict(blob["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(blob["ema"])
         torch.set_rng_state(blob["rng"].cpu())
         random.setstate((3, tuple(blob["py_rng"]), None))
         for key, value in blob["progress"].items():

@@ -79,7 +79,7 @@ def results_block(metrics: dict[str, Any], train: dict[str, Any], val_f1: list[f
 
 
 def seeds_block(result: dict[str, Any]) -> str:
-    """Few-NERD entity scores per configuration over seeds (``benchmarks/ner_seeds.py``)."""
+    """Few-NERD entity scores per configuration over seeds (``benchmarks/seeds.py --study ner``)."""
     rows = []
     for name, c in result["configs"].items():
         f = c["fewnerd"]

@@ -1,0 +1,291 @@
+"""Seed spread of a study: its whole stage chain over several seeds, variants paired by seed.
+
+Usage:
+    python benchmarks/seeds.py --study {ner,seg} [--seeds 1 2 3]
+                               [--variant NAME KEY=VALUE ...]... [--out FILE]
+
+One run of a study's stages gives one score, and the seed alone (ner: which sentences the
+template generator writes, the split, the initialisation, the batch order; seg: the
+initialisation of the decoder, the augmentation and the batch order) moves it by several
+points. This script runs the study's stage commands of ``dvc.yaml`` once per seed and per
+configuration, in a scratch folder, with a copy of ``params.yaml`` where ``base.seed`` and the
+variant's keys are changed (``params.yaml`` itself is not touched), and reports per set of the
+study (ner: ``generated``, ``fewnerd`` entity P/R/F1; seg: ``test`` whole-tile mIoU-5, mIoU-6,
+pixel accuracy and per-class IoU, ``val`` the same on the whole validation tiles at
+``seg.infer_scales``) every run's scores, their mean and standard deviation, and for each
+variant its difference from the baseline (``params.yaml`` as it is) in the study's key metric
+(ner F1, seg mIoU-5), seed by seed, with the mean difference and its range. A change is worth
+believing when the differences agree in sign across seeds, not when one run moves.
+
+Example: ``--study ner --variant n3000 ner.n_sentences=3000 --variant ep5 ner.epochs=5`` runs
+three configurations on every seed; ``--out`` defaults to
+``benchmarks/results/<study>_seeds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geolab.common.io import read_json, write_json
+from geolab.common.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ner_scores(run: Path) -> dict[str, dict[str, float]]:
+    metrics = read_json(run / "evaluate" / "metrics.json")
+    return {name: metrics[name]["entity"] for name in ("generated", "fewnerd")}
+
+
+def _seg_scores(run: Path) -> dict[str, dict[str, float]]:
+    def flat(m: dict[str, Any]) -> dict[str, float]:
+        out = {k: m[k] for k in ("miou_5", "miou_6", "pixel_accuracy")}
+        return out | {f"iou_{c}": v for c, v in m["iou"].items()}
+
+    sweep = read_json(run / "evaluate" / "scale_sweep.json")
+    chosen = sorted(sweep["infer_scales"])
+    val = next(r for r in sweep["scales"].values() if r["scales"] == chosen)
+    train = read_json(run / "train" / "metrics.json")
+    return {
+        "test": flat(read_json(run / "evaluate" / "metrics.json")["test"]),
+        "val": flat(val) | {f"miou_5_at_{k}": r["miou_5"] for k, r in sweep["scales"].items()},
+        "train": {"best_epoch": train["best_epoch"], "epochs_run": train["epochs_run"]},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A study's stage chain for this script.
+
+    Attributes:
+        stages: the dvc.yaml stages, in order.
+        outputs: every output of those stages -> its name in a run's scratch folder.
+        scores: a finished run's folder -> ``{set: {metric: value}}``.
+        key: the metric variants are compared on, in every set that has it.
+        headline: the set printed after each run.
+    """
+
+    stages: tuple[str, ...]
+    outputs: dict[str, str]
+    scores: Callable[[Path], dict[str, dict[str, float]]]
+    key: str
+    headline: str
+
+
+STUDIES = {
+    "ner": Study(
+        stages=("ner_generate", "ner_train", "ner_evaluate"),
+        outputs={
+            "artifacts/ner/dataset.jsonl": "dataset.jsonl",
+            "artifacts/ner/stats.json": "stats.json",
+            "models/ner": "model",
+            "results/ner/train": "train",
+            "results/ner/evaluate": "evaluate",
+        },
+        scores=_ner_scores,
+        key="f1",
+        headline="fewnerd",
+    ),
+    "seg": Study(
+        stages=("seg_prepare", "seg_train", "seg_evaluate"),
+        outputs={
+            "artifacts/seg/patches.npz": "patches.npz",
+            "artifacts/seg/stats.json": "stats.json",
+            "models/seg/model.pt": "model.pt",
+            "results/seg/train": "train",
+            "results/seg/evaluate": "evaluate",
+        },
+        scores=_seg_scores,
+        key="miou_5",
+        headline="test",
+    ),
+}
+
+
+def stage_commands(study: Study, dvc_yaml: Path, work: Path) -> list[list[str]]:
+    """The study's stage commands from ``dvc_yaml``, writing into ``work`` instead.
+
+    Raises:
+        SystemExit: a stage is missing or writes an output this script does not redirect.
+    """
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    commands = []
+    for name in study.stages:
+        if name not in stages:
+            raise SystemExit(f"{dvc_yaml}: no stage {name}")
+        for out in stages[name].get("outs", []):
+            path = out if isinstance(out, str) else next(iter(out))
+            if path not in study.outputs:
+                raise SystemExit(
+                    f"{dvc_yaml}: {name} writes {path}, which seeds.py would overwrite"
+                )
+        argv = shlex.split(stages[name]["cmd"])
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        commands.append([str(work / study.outputs[a]) if a in study.outputs else a for a in argv])
+    return commands
+
+
+def overridden(params: dict[str, Any], sets: list[str], seed: int) -> dict[str, Any]:
+    """``params`` with ``base.seed`` and every ``section.key=value`` of ``sets`` replaced.
+
+    Raises:
+        SystemExit: a setting is not ``section.key=value`` or names an unknown key.
+    """
+    out = copy.deepcopy(params)
+    out["base"]["seed"] = seed
+    for item in sets:
+        key, eq, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (eq and dot and name):
+            raise SystemExit(f"--variant: {item!r} is not section.key=value")
+        if name not in (out.get(section) or {}):
+            raise SystemExit(f"--variant: {key} is not a key of params.yaml")
+        out[section][name] = yaml.safe_load(value)  # 3000 an int, [1, 2] a list, abc a str
+    return out
+
+
+def run_chain(study: Study, params: dict[str, Any], work: Path, log) -> dict[str, Any]:
+    """The study's stage scripts with ``params`` in ``work``; the run's scores."""
+    work.mkdir(parents=True, exist_ok=True)
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    load_params(params_file)  # a bad override fails here, naming the key, before any work
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    for cmd in stage_commands(study, ROOT / "dvc.yaml", work):
+        cmd += ["--params", str(params_file)]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, check=False)
+        if done.returncode:
+            raise SystemExit(f"{cmd[1]} failed (exit {done.returncode}); see {log.name}")
+    return study.scores(work)
+
+
+def summary(runs: dict[int, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Per set: each seed's scores, then every metric's mean and standard deviation."""
+    out: dict[str, Any] = {}
+    for name in next(iter(runs.values())):
+        per_seed = {seed: scores[name] for seed, scores in runs.items()}
+        stats = {}
+        for key in next(iter(per_seed.values())):
+            values = [v[key] for v in per_seed.values()]
+            stats[key] = {
+                "mean": statistics.fmean(values),
+                "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
+        out[name] = {"per_seed": per_seed, **stats}
+    return out
+
+
+def differences(base: dict[int, dict], other: dict[int, dict], key: str) -> dict[str, Any]:
+    """``key`` of ``other`` minus ``base``, seed by seed, in every set that has it."""
+    out = {}
+    for name, scores in next(iter(base.values())).items():
+        if key not in scores:
+            continue
+        diffs = {s: other[s][name][key] - base[s][name][key] for s in base}
+        values = list(diffs.values())
+        out[name] = {
+            "per_seed": diffs,
+            "mean": statistics.fmean(values),
+            "min": min(values),
+            "max": max(values),
+            "same_sign": all(v > 0 for v in values) or all(v < 0 for v in values),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--study", choices=sorted(STUDIES), required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "KEY=VALUE"),
+        help="a configuration to compare with the baseline: a name and section.key=value items",
+    )
+    p.add_argument("--no-baseline", action="store_true", help="run only the variants")
+    p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    p.add_argument("--out", type=Path, help="default: benchmarks/results/<study>_seeds.json")
+    args = p.parse_args(argv)
+    study = STUDIES[args.study]
+    out_path = args.out or ROOT / f"benchmarks/results/{args.study}_seeds.json"
+    if len(set(args.seeds)) != len(args.seeds):
+        p.error("--seeds: each seed once")
+    configs: dict[str, list[str]] = {} if args.no_baseline else {"baseline": []}
+    for name, *sets in args.variant:
+        if name in configs or "=" in name:
+            p.error(f"--variant: {name!r} must be a new name followed by KEY=VALUE items")
+        configs[name] = sets
+    if not configs:
+        p.error("nothing to run: --no-baseline needs at least one --variant")
+    params = yaml.safe_load(Path(args.params).read_text())
+    for sets in configs.values():  # every override checked before the first (long) run
+        overridden(params, sets, args.seeds[0])
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"{args.study}_seeds_"))
+    work.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[int, dict]] = {name: {} for name in configs}
+    seconds: dict[str, list[float]] = {name: [] for name in configs}
+    with open(work / "log.txt", "a") as log:
+        for seed in args.seeds:  # seed-major: an interrupted run still has paired results
+            for name, sets in configs.items():
+                start = time.perf_counter()
+                run = work / name / str(seed)
+                scores = run_chain(study, overridden(params, sets, seed), run, log)
+                seconds[name].append(time.perf_counter() - start)
+                runs[name][seed] = scores
+                value = scores[study.headline][study.key]
+                print(
+                    f"seed {seed} {name}: {study.headline} {study.key} {value:.3f} "
+                    f"({seconds[name][-1]:.0f} s)",
+                    flush=True,
+                )
+    result: dict[str, Any] = {
+        "study": args.study,
+        "seeds": args.seeds,
+        "key": study.key,
+        "configs": {
+            name: {
+                "set": sets,
+                "seconds_mean": statistics.fmean(seconds[name]),
+                **summary(runs[name]),
+            }
+            for name, sets in configs.items()
+        },
+    }
+    if "baseline" in runs:
+        for name in configs:
+            if name != "baseline":
+                result["configs"][name]["vs_baseline"] = differences(
+                    runs["baseline"], runs[name], study.key
+                )
+    write_json(out_path, result)
+    for name, c in result["configs"].items():
+        h = c[study.headline][study.key]
+        line = f"{name}: {study.headline} {study.key} {h['mean']:.3f} ± {h['sd']:.3f}"
+        if "vs_baseline" in c:
+            d = c["vs_baseline"][study.headline]
+            line += f", vs baseline {d['mean']:+.3f} [{d['min']:+.3f}, {d['max']:+.3f}]"
+        print(line)
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()

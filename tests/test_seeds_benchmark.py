@@ -1,0 +1,97 @@
+"""benchmarks/seeds.py: stage commands redirected per study, overrides, scores, pairing by seed."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from geolab.common.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return runpy.run_path(str(ROOT / "benchmarks" / "seeds.py"), run_name="bench")
+
+
+@pytest.mark.parametrize("study", ["ner", "seg"])
+def test_stage_commands_write_only_into_the_scratch_folder(bench, study):
+    spec = bench["STUDIES"][study]
+    cmds = bench["stage_commands"](spec, ROOT / "dvc.yaml", Path("/scratch"))
+    assert [c[1] for c in cmds] == [f"stages/{s}.py" for s in spec.stages]
+    args = [a for c in cmds for a in c]
+    assert "/scratch/evaluate" in args and "/scratch/train" in args
+    assert not any(a.startswith(("artifacts/", "models/", "results/")) for a in args)
+
+
+def test_an_unredirected_output_stops_the_run(bench, tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(
+        "stages:\n  seg_prepare:\n    cmd: python stages/seg_prepare.py --out x.npz\n"
+        "    outs: [x.npz]\n"
+    )
+    with pytest.raises(SystemExit, match="seg_prepare writes x.npz, which seeds.py would"):
+        bench["stage_commands"](bench["STUDIES"]["seg"], dvc_yaml, tmp_path)
+    with pytest.raises(SystemExit, match="no stage ner_generate"):
+        bench["stage_commands"](bench["STUDIES"]["ner"], dvc_yaml, tmp_path)
+
+
+def test_overrides(bench):
+    params = {"base": {"seed": 42}, "seg": {"lr": 0.002, "lr_mult": {}}}
+    got = bench["overridden"](params, ["seg.lr=0.001", "seg.lr_mult={encoder: 0.1}"], 7)
+    assert got == {"base": {"seed": 7}, "seg": {"lr": 0.001, "lr_mult": {"encoder": 0.1}}}
+    assert params["base"]["seed"] == 42  # the input is not changed
+    with pytest.raises(SystemExit, match="seg.nope is not a key"):
+        bench["overridden"](params, ["seg.nope=1"], 1)
+    with pytest.raises(SystemExit, match="not section.key=value"):
+        bench["overridden"](params, ["epochs=3"], 1)
+
+
+def test_differences_and_summary_pair_by_seed(bench):
+    def ner(f1):
+        return {k: {"precision": f1, "recall": f1, "f1": f1} for k in ("generated", "fewnerd")}
+
+    base = {1: ner(0.5), 2: ner(0.6)}
+    other = {1: ner(0.55), 2: ner(0.58)}
+    d = bench["differences"](base, other, "f1")["fewnerd"]
+    assert d["per_seed"] == pytest.approx({1: 0.05, 2: -0.02})
+    assert d["mean"] == pytest.approx(0.015) and d["same_sign"] is False
+    s = bench["summary"](base)["fewnerd"]
+    assert s["f1"]["mean"] == pytest.approx(0.55) and s["f1"]["sd"] == pytest.approx(0.0707, 1e-3)
+    assert s["per_seed"][2] == {"precision": 0.6, "recall": 0.6, "f1": 0.6}
+    # sets without the key metric (seg's "train") are not compared
+    seg = {1: {"test": {"miou_5": 0.6}, "train": {"best_epoch": 3}}}
+    seg2 = {1: {"test": {"miou_5": 0.65}, "train": {"best_epoch": 5}}}
+    d = bench["differences"](seg, seg2, "miou_5")
+    assert set(d) == {"test"} and d["test"]["mean"] == pytest.approx(0.05)
+    assert d["test"]["same_sign"] is True
+
+
+def _scores(miou, iou):
+    return {"miou_5": miou, "miou_6": miou - 0.1, "pixel_accuracy": 0.8, "iou": iou}
+
+
+def test_seg_scores_read_test_val_at_the_chosen_scales_and_training(bench, tmp_path):
+    iou = {"building": 0.5, "unlabeled": 0.0}
+    write_json(tmp_path / "evaluate" / "metrics.json", {"test": _scores(0.65, iou)})
+    write_json(
+        tmp_path / "evaluate" / "scale_sweep.json",
+        {
+            "tiles": [2, 6],
+            "infer_scales": [0.5, 0.25],
+            "scales": {
+                "0.25": {"scales": [0.25], **_scores(0.54, iou)},
+                "0.5": {"scales": [0.5], **_scores(0.57, iou)},
+                "0.25+0.5": {"scales": [0.25, 0.5], **_scores(0.58, iou)},
+            },
+        },
+    )
+    write_json(tmp_path / "train" / "metrics.json", {"best_epoch": 7, "epochs_run": 10})
+    got = bench["STUDIES"]["seg"].scores(tmp_path)
+    assert got["test"]["miou_5"] == 0.65 and got["test"]["iou_building"] == 0.5
+    assert got["val"]["miou_5"] == 0.58  # the entry of seg.infer_scales, whatever its order
+    assert got["val"]["miou_5_at_0.25"] == 0.54 and got["val"]["miou_5_at_0.5"] == 0.57
+    assert got["train"] == {"best_epoch": 7, "epochs_run": 10}
