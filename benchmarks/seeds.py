@@ -159,19 +159,35 @@ def overridden(params: dict[str, Any], sets: list[str], seed: int) -> dict[str, 
     return out
 
 
-def run_chain(study: Study, params: dict[str, Any], work: Path, log) -> dict[str, Any]:
-    """The study's stage scripts with ``params`` in ``work``; the run's scores."""
+def run_chain(
+    study: Study, params: dict[str, Any], work: Path, log, dvc_yaml: Path = ROOT / "dvc.yaml"
+) -> tuple[dict, float]:
+    """The study's stage scripts with ``params`` in ``work``: the run's scores and seconds.
+
+    A finished run leaves ``done.json`` (its scores and seconds) next to its ``params.yaml``;
+    a later call with the same params and folder reuses it instead of running again, so an
+    interrupted benchmark resumes and new variants can join an earlier run's folder.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    params_file = work / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    params_file, done_file = work / "params.yaml", work / "done.json"
+    text = yaml.safe_dump(params, sort_keys=False)
+    if done_file.exists() and params_file.exists() and params_file.read_text() == text:
+        done = read_json(done_file)
+        return done["scores"], done["seconds"]
+    done_file.unlink(missing_ok=True)
+    params_file.write_text(text)
     load_params(params_file)  # a bad override fails here, naming the key, before any work
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    for cmd in stage_commands(study, ROOT / "dvc.yaml", work):
+    start = time.perf_counter()
+    for cmd in stage_commands(study, dvc_yaml, work):
         cmd += ["--params", str(params_file)]
         done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, check=False)
         if done.returncode:
             raise SystemExit(f"{cmd[1]} failed (exit {done.returncode}); see {log.name}")
-    return study.scores(work)
+    seconds = time.perf_counter() - start
+    scores = study.scores(work)
+    write_json(done_file, {"scores": scores, "seconds": seconds})
+    return scores, seconds
 
 
 def summary(runs: dict[int, dict[str, dict[str, float]]]) -> dict[str, Any]:
@@ -222,7 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a configuration to compare with the baseline: a name and section.key=value items",
     )
     p.add_argument("--no-baseline", action="store_true", help="run only the variants")
-    p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        help="scratch folder (default: a temporary one); finished runs in it with the same "
+        "params are reused",
+    )
     p.add_argument("--out", type=Path, help="default: benchmarks/results/<study>_seeds.json")
     args = p.parse_args(argv)
     study = STUDIES[args.study]
@@ -246,10 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     with open(work / "log.txt", "a") as log:
         for seed in args.seeds:  # seed-major: an interrupted run still has paired results
             for name, sets in configs.items():
-                start = time.perf_counter()
                 run = work / name / str(seed)
-                scores = run_chain(study, overridden(params, sets, seed), run, log)
-                seconds[name].append(time.perf_counter() - start)
+                scores, took = run_chain(study, overridden(params, sets, seed), run, log)
+                seconds[name].append(took)
                 runs[name][seed] = scores
                 value = scores[study.headline][study.key]
                 print(

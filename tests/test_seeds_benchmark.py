@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import runpy
+import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from geolab.common.io import write_json
 
@@ -95,3 +97,35 @@ def test_seg_scores_read_test_val_at_the_chosen_scales_and_training(bench, tmp_p
     assert got["val"]["miou_5"] == 0.58  # the entry of seg.infer_scales, whatever its order
     assert got["val"]["miou_5_at_0.25"] == 0.54 and got["val"]["miou_5_at_0.5"] == 0.57
     assert got["train"] == {"best_epoch": 7, "epochs_run": 10}
+
+
+def test_a_finished_run_is_reused_only_with_the_same_params(bench, tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    script = (
+        "import json, sys; from pathlib import Path; out = Path(sys.argv[1]); "
+        "out.mkdir(exist_ok=True); calls = Path(sys.argv[2]); "
+        "calls.write_text(calls.read_text() + 'x' if calls.exists() else 'x'); "
+        "(out / 'metrics.json').write_text(json.dumps({'m': 0.5}))"
+    )
+    cmd = f"python -c {shlex.quote(script)} results/toy {tmp_path / 'calls'}"
+    stage = {"cmd": cmd, "outs": ["results/toy"]}
+    dvc_yaml.write_text(yaml.safe_dump({"stages": {"toy": stage}}))
+    study = bench["Study"](
+        stages=("toy",),
+        outputs={"results/toy": "toy"},
+        scores=lambda run: {"set": bench["read_json"](run / "toy" / "metrics.json")},
+        key="m",
+        headline="set",
+    )
+    params = {"base": {"seed": 1}}
+    run = tmp_path / "run"
+    with open(tmp_path / "log.txt", "w") as log:
+        first, _ = bench["run_chain"](study, params, run, log, dvc_yaml)
+        again, _ = bench["run_chain"](study, params, run, log, dvc_yaml)
+        assert first == again == {"set": {"m": 0.5}}
+        assert (tmp_path / "calls").read_text() == "x"  # the second call reused the first
+        bench["run_chain"](study, {"base": {"seed": 2}}, run, log, dvc_yaml)
+        assert (tmp_path / "calls").read_text() == "xx"  # other params: run again
+        (run / "done.json").unlink()  # an unfinished run is never reused
+        bench["run_chain"](study, {"base": {"seed": 2}}, run, log, dvc_yaml)
+        assert (tmp_path / "calls").read_text() == "xxx"

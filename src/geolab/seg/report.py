@@ -17,6 +17,7 @@ TRAIN_LIVE = "results/seg/train"
 EVALUATE = "results/seg/evaluate/per_class.json"
 SWEEP = "results/seg/evaluate/scale_sweep.json"
 SPEED = "benchmarks/results/seg_speed.json"
+SEEDS = "benchmarks/results/seg_seeds.json"
 PARAMS = "params.yaml"
 
 
@@ -127,6 +128,33 @@ def _best_val(root: Path) -> float:
     return max(values)
 
 
+def seeds_block(result: dict[str, Any]) -> str:
+    """Whole-tile test and val mIoU-5 per configuration over seeds (``benchmarks/seeds.py``)."""
+    rows = []
+    for name, c in result["configs"].items():
+        test, val = c["test"], c["val"]
+        per_seed = ", ".join(f"{v['miou_5']:.3f}" for v in test["per_seed"].values())
+        diffs = []
+        for split in ("test", "val"):
+            d = c.get("vs_baseline", {}).get(split)
+            diffs.append(f"{d['mean']:+.3f} [{d['min']:+.3f}, {d['max']:+.3f}]" if d else "")
+        settings = " ".join(f"`{s}`" for s in c["set"]) or "params.yaml"
+        rows.append(
+            [name, settings, per_seed, f"{test['miou_5']['mean']:.3f} ± {test['miou_5']['sd']:.3f}",
+             diffs[0], f"{val['miou_5']['mean']:.3f}", diffs[1],
+             f"{c['train']['best_epoch']['mean']:.1f} / {c['train']['epochs_run']['mean']:.1f}"]
+        )  # fmt: skip
+    header = ["run", "settings", "test mIoU-5 per seed", "mean ± sd",
+              "test vs baseline: mean [min, max]", "val mIoU-5", "val vs baseline",
+              "best / run epochs"]  # fmt: skip
+    seeds = ", ".join(str(s) for s in result["seeds"])
+    return (
+        f"Seeds {seeds} (`base.seed`: the decoder's initialisation, the augmentation and the "
+        "batch order); whole test and val tiles, predicted at `seg.infer_scales`.\n\n"
+        + table(header, rows)
+    )
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Every generated block of the seg doc."""
     seg = read_yaml(root / PARAMS)["seg"]
@@ -137,4 +165,5 @@ def blocks(root: Path) -> dict[str, str]:
         ),
         "seg-scales": scales_block(read_json(root / SWEEP)),
         "seg-speed": speed_block(read_json(root / SPEED)),
+        "seg-seeds": seeds_block(read_json(root / SEEDS)),
     }
