@@ -165,5 +165,4 @@ def blocks(root: Path) -> dict[str, str]:
         ),
         "seg-scales": scales_block(read_json(root / SWEEP)),
         "seg-speed": speed_block(read_json(root / SPEED)),
-        "seg-seeds": seeds_block(read_json(root / SEEDS)),
     }
