@@ -147,11 +147,19 @@ def seeds_block(result: dict[str, Any]) -> str:
     header = ["run", "settings", "test mIoU-5 per seed", "mean ± sd",
               "test vs baseline: mean [min, max]", "val mIoU-5", "val vs baseline",
               "best / run epochs"]  # fmt: skip
+    real = CLASSES[:-1]
+    per_class = [
+        [name, split, *(f"{c[split][f'iou_{k}']['mean']:.3f}" for k in real)]
+        for split in ("test", "val")
+        for name, c in result["configs"].items()
+    ]
     seeds = ", ".join(str(s) for s in result["seeds"])
     return (
         f"Seeds {seeds} (`base.seed`: the decoder's initialisation, the augmentation and the "
         "batch order); whole test and val tiles, predicted at `seg.infer_scales`.\n\n"
         + table(header, rows)
+        + "\nPer-class IoU, mean over the seeds:\n\n"
+        + table(["run", "tiles", *real], per_class)
     )
 
 
@@ -165,4 +173,5 @@ def blocks(root: Path) -> dict[str, str]:
         ),
         "seg-scales": scales_block(read_json(root / SWEEP)),
         "seg-speed": speed_block(read_json(root / SPEED)),
+        "seg-seeds": seeds_block(read_json(root / SEEDS)),
     }
