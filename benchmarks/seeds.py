@@ -166,7 +166,8 @@ def run_chain(
 
     A finished run leaves ``done.json`` (its scores and seconds) next to its ``params.yaml``;
     a later call with the same params and folder reuses it instead of running again, so an
-    interrupted benchmark resumes and new variants can join an earlier run's folder.
+    interrupted benchmark resumes and new variants can join an earlier run's folder. The code
+    is not compared: after changing it, use a new ``--work`` folder.
     """
     work.mkdir(parents=True, exist_ok=True)
     params_file, done_file = work / "params.yaml", work / "done.json"
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         "--work",
         type=Path,
         help="scratch folder (default: a temporary one); finished runs in it with the same "
-        "params are reused",
+        "params are reused (the code is not compared: a new folder after changing it)",
     )
     p.add_argument("--out", type=Path, help="default: benchmarks/results/<study>_seeds.json")
     args = p.parse_args(argv)
