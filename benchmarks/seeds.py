@@ -20,6 +20,13 @@ believing when the differences agree in sign across seeds, not when one run move
 Example: ``--study ner --variant n3000 ner.n_sentences=3000 --variant ep5 ner.epochs=5`` runs
 three configurations on every seed; ``--out`` defaults to
 ``benchmarks/results/<study>_seeds.json``.
+
+Leave one tile out (seg): ``--folds 1 2 3 4 5 6 7`` replaces the seeds by folds. Each listed
+tile in turn is the only validation tile (it selects the epoch, and its whole-tile score is the
+fold's held-out score) and the other listed tiles are the training tiles, with one seed
+(``--seeds``, default ``base.seed``); the test tiles stay as in ``params.yaml``. Variants are then
+compared fold by fold on the held-out tiles, a selector with every non-test tile in it instead
+of the two fixed validation tiles. ``--out`` defaults to ``benchmarks/results/seg_folds.json``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ class Study:
         scores: a finished run's folder -> ``{set: {metric: value}}``.
         key: the metric variants are compared on, in every set that has it.
         headline: the set printed after each run.
+        folds: the ``section.key`` of the training and of the validation tiles, for
+            ``--folds`` (None: the study has no tiles to leave out).
+        held_out: the set that holds a fold's validation tile scores.
     """
 
     stages: tuple[str, ...]
@@ -84,6 +94,8 @@ class Study:
     scores: Callable[[Path], dict[str, dict[str, float]]]
     key: str
     headline: str
+    folds: tuple[str, str] | None = None
+    held_out: str = "val"
 
 
 STUDIES = {
@@ -112,8 +124,43 @@ STUDIES = {
         scores=_seg_scores,
         key="miou_5",
         headline="test",
+        folds=("seg.train_tiles", "seg.val_tiles"),
     ),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicate:
+    """One run of every configuration: a seed, or a fold (its tile) with one seed."""
+
+    label: int
+    seed: int
+    sets: tuple[str, ...] = ()
+    folder: str = ""
+
+
+def replicates(study: Study, seeds: list[int], folds: list[int] | None) -> list[Replicate]:
+    """The seeds, or for ``folds`` each tile held out in turn (with ``seeds[0]``).
+
+    Raises:
+        SystemExit: folds for a study without tiles, fewer than two tiles, or a tile twice.
+    """
+    if folds is None:
+        return [Replicate(seed, seed, (), str(seed)) for seed in seeds]
+    if study.folds is None:
+        raise SystemExit("--folds: this study has no tiles to leave out")
+    if len(folds) < 2 or len(set(folds)) != len(folds):
+        raise SystemExit("--folds: two or more tiles, each once")
+    train_key, val_key = study.folds
+    return [
+        Replicate(
+            tile,
+            seeds[0],
+            (f"{train_key}={[t for t in folds if t != tile]}", f"{val_key}=[{tile}]"),
+            f"tile{tile}",
+        )
+        for tile in folds
+    ]
 
 
 def stage_commands(study: Study, dvc_yaml: Path, work: Path) -> list[list[str]]:
@@ -191,8 +238,8 @@ def run_chain(
     return scores, seconds
 
 
-def summary(runs: dict[int, dict[str, dict[str, float]]]) -> dict[str, Any]:
-    """Per set: each seed's scores, then every metric's mean and standard deviation."""
+def summary(runs: dict[int, dict[str, dict[str, float]]], per: str = "per_seed") -> dict[str, Any]:
+    """Per set: each run's scores (under ``per``), then every metric's mean and sd."""
     out: dict[str, Any] = {}
     for name in next(iter(runs.values())):
         per_seed = {seed: scores[name] for seed, scores in runs.items()}
@@ -203,12 +250,14 @@ def summary(runs: dict[int, dict[str, dict[str, float]]]) -> dict[str, Any]:
                 "mean": statistics.fmean(values),
                 "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
             }
-        out[name] = {"per_seed": per_seed, **stats}
+        out[name] = {per: per_seed, **stats}
     return out
 
 
-def differences(base: dict[int, dict], other: dict[int, dict], key: str) -> dict[str, Any]:
-    """``key`` of ``other`` minus ``base``, seed by seed, in every set that has it."""
+def differences(
+    base: dict[int, dict], other: dict[int, dict], key: str, per: str = "per_seed"
+) -> dict[str, Any]:
+    """``key`` of ``other`` minus ``base``, seed by seed (or fold by fold), in every set."""
     out = {}
     for name, scores in next(iter(base.values())).items():
         if key not in scores:
@@ -216,10 +265,11 @@ def differences(base: dict[int, dict], other: dict[int, dict], key: str) -> dict
         diffs = {s: other[s][name][key] - base[s][name][key] for s in base}
         values = list(diffs.values())
         out[name] = {
-            "per_seed": diffs,
+            per: diffs,
             "mean": statistics.fmean(values),
             "min": min(values),
             "max": max(values),
+            "wins": sum(v > 0 for v in values),
             "same_sign": all(v > 0 for v in values) or all(v < 0 for v in values),
         }
     return out
@@ -228,7 +278,15 @@ def differences(base: dict[int, dict], other: dict[int, dict], key: str) -> dict
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--study", choices=sorted(STUDIES), required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 1 2 3 (with --folds: base.seed)")
+    p.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        metavar="TILE",
+        help="seg: leave one tile out instead of seeds; each tile in turn is the validation "
+        "tile and the others the training tiles",
+    )
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     p.add_argument(
         "--variant",
@@ -245,12 +303,20 @@ def main(argv: list[str] | None = None) -> None:
         help="scratch folder (default: a temporary one); finished runs in it with the same "
         "params are reused (the code is not compared: a new folder after changing it)",
     )
-    p.add_argument("--out", type=Path, help="default: benchmarks/results/<study>_seeds.json")
+    p.add_argument(
+        "--out", type=Path, help="default: benchmarks/results/<study>_seeds.json (_folds.json)"
+    )
     args = p.parse_args(argv)
     study = STUDIES[args.study]
-    out_path = args.out or ROOT / f"benchmarks/results/{args.study}_seeds.json"
-    if len(set(args.seeds)) != len(args.seeds):
-        p.error("--seeds: each seed once")
+    mode = "folds" if args.folds else "seeds"
+    out_path = args.out or ROOT / f"benchmarks/results/{args.study}_{mode}.json"
+    params = yaml.safe_load(Path(args.params).read_text())
+    seeds = args.seeds or ([params["base"]["seed"]] if args.folds else [1, 2, 3])
+    if len(set(seeds)) != len(seeds) or (args.folds and len(seeds) != 1):
+        p.error("--seeds: each seed once (one seed with --folds)")
+    reps = replicates(study, seeds, args.folds)
+    per = "per_fold" if args.folds else "per_seed"
+    headline = study.held_out if args.folds else study.headline
     configs: dict[str, list[str]] = {} if args.no_baseline else {"baseline": []}
     for name, *sets in args.variant:
         if name in configs or "=" in name:
@@ -258,35 +324,38 @@ def main(argv: list[str] | None = None) -> None:
         configs[name] = sets
     if not configs:
         p.error("nothing to run: --no-baseline needs at least one --variant")
-    params = yaml.safe_load(Path(args.params).read_text())
     for sets in configs.values():  # every override checked before the first (long) run
-        overridden(params, sets, args.seeds[0])
+        if args.folds and any(x.startswith(study.folds) for x in sets):
+            p.error(f"--variant: {' '.join(sets)} sets the tiles that --folds sets")
+        overridden(params, [*sets, *reps[0].sets], reps[0].seed)
     work = args.work or Path(tempfile.mkdtemp(prefix=f"{args.study}_seeds_"))
     work.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[int, dict]] = {name: {} for name in configs}
     seconds: dict[str, list[float]] = {name: [] for name in configs}
     with open(work / "log.txt", "a") as log:
-        for seed in args.seeds:  # seed-major: an interrupted run still has paired results
+        for rep in reps:  # replicate-major: an interrupted run still has paired results
             for name, sets in configs.items():
-                run = work / name / str(seed)
-                scores, took = run_chain(study, overridden(params, sets, seed), run, log)
+                run = work / name / rep.folder
+                chain_params = overridden(params, [*sets, *rep.sets], rep.seed)
+                scores, took = run_chain(study, chain_params, run, log)
                 seconds[name].append(took)
-                runs[name][seed] = scores
-                value = scores[study.headline][study.key]
+                runs[name][rep.label] = scores
+                value = scores[headline][study.key]
                 print(
-                    f"seed {seed} {name}: {study.headline} {study.key} {value:.3f} "
+                    f"{mode[:-1]} {rep.label} {name}: {headline} {study.key} {value:.3f} "
                     f"({seconds[name][-1]:.0f} s)",
                     flush=True,
                 )
-    result: dict[str, Any] = {
-        "study": args.study,
-        "seeds": args.seeds,
+    result: dict[str, Any] = {"study": args.study, "seeds": seeds}
+    if args.folds:
+        result["folds"] = args.folds
+    result |= {
         "key": study.key,
         "configs": {
             name: {
                 "set": sets,
                 "seconds_mean": statistics.fmean(seconds[name]),
-                **summary(runs[name]),
+                **summary(runs[name], per),
             }
             for name, sets in configs.items()
         },
@@ -295,14 +364,14 @@ def main(argv: list[str] | None = None) -> None:
         for name in configs:
             if name != "baseline":
                 result["configs"][name]["vs_baseline"] = differences(
-                    runs["baseline"], runs[name], study.key
+                    runs["baseline"], runs[name], study.key, per
                 )
     write_json(out_path, result)
     for name, c in result["configs"].items():
-        h = c[study.headline][study.key]
-        line = f"{name}: {study.headline} {study.key} {h['mean']:.3f} ± {h['sd']:.3f}"
+        h = c[headline][study.key]
+        line = f"{name}: {headline} {study.key} {h['mean']:.3f} ± {h['sd']:.3f}"
         if "vs_baseline" in c:
-            d = c["vs_baseline"][study.headline]
+            d = c["vs_baseline"][headline]
             line += f", vs baseline {d['mean']:+.3f} [{d['min']:+.3f}, {d['max']:+.3f}]"
         print(line)
     print(f"wrote {out_path}")

@@ -129,3 +129,53 @@ def test_a_finished_run_is_reused_only_with_the_same_params(bench, tmp_path):
         (run / "done.json").unlink()  # an unfinished run is never reused
         bench["run_chain"](study, {"base": {"seed": 2}}, run, log, dvc_yaml)
         assert (tmp_path / "calls").read_text() == "xxx"
+
+
+def test_folds_leave_each_tile_out_in_turn_with_one_seed(bench):
+    seg, ner = bench["STUDIES"]["seg"], bench["STUDIES"]["ner"]
+    reps = bench["replicates"](seg, [42], [1, 2, 3])
+    assert [(r.label, r.seed, r.folder) for r in reps] == [
+        (1, 42, "tile1"),
+        (2, 42, "tile2"),
+        (3, 42, "tile3"),
+    ]
+    assert reps[1].sets == ("seg.train_tiles=[1, 3]", "seg.val_tiles=[2]")
+    params = {"base": {"seed": 1}, "seg": {"train_tiles": [1], "val_tiles": [2], "lr": 0.1}}
+    got = bench["overridden"](params, ["seg.lr=0.2", *reps[1].sets], reps[1].seed)
+    assert got["seg"] == {"train_tiles": [1, 3], "val_tiles": [2], "lr": 0.2}
+    assert got["base"]["seed"] == 42
+    seeds = bench["replicates"](seg, [1, 2], None)
+    assert [(r.label, r.seed, r.sets, r.folder) for r in seeds] == [
+        (1, 1, (), "1"),
+        (2, 2, (), "2"),
+    ]
+    with pytest.raises(SystemExit, match="no tiles to leave out"):
+        bench["replicates"](ner, [42], [1, 2])
+    with pytest.raises(SystemExit, match="two or more tiles, each once"):
+        bench["replicates"](seg, [42], [1, 1])
+
+
+def test_folds_label_runs_per_fold_and_count_wins(bench):
+    base = {t: {"val": {"miou_5": 0.5}} for t in (1, 2, 3)}
+    other = {1: {"val": {"miou_5": 0.6}}, 2: {"val": {"miou_5": 0.4}}, 3: {"val": {"miou_5": 0.7}}}
+    d = bench["differences"](base, other, "miou_5", "per_fold")["val"]
+    assert d["per_fold"] == pytest.approx({1: 0.1, 2: -0.1, 3: 0.2}) and d["wins"] == 2
+    assert "per_fold" in bench["summary"](base, "per_fold")["val"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--study", "ner", "--folds", "1", "2"], "no tiles to leave out"),
+        (["--study", "seg", "--folds", "1", "2", "--seeds", "1", "2"], "one seed with --folds"),
+        (
+            ["--study", "seg", "--folds", "1", "2", "--variant", "v", "seg.val_tiles=[1]"],
+            "sets the tiles that --folds sets",
+        ),
+    ],
+)
+def test_folds_bad_arguments_stop_before_any_run(bench, tmp_path, argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        bench["main"]([*argv, "--work", str(tmp_path / "w")])
+    assert message in str(err.value) + capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
