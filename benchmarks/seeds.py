@@ -239,16 +239,20 @@ def run_chain(
 
 
 def summary(runs: dict[int, dict[str, dict[str, float]]], per: str = "per_seed") -> dict[str, Any]:
-    """Per set: each run's scores (under ``per``), then every metric's mean and sd."""
+    """Per set: each run's scores (under ``per``), then every metric's mean and sd.
+
+    A metric a run could not score (None: seg's IoU of a class absent from a held-out tile) is
+    left out of its mean; with no value at all, mean and sd are None.
+    """
     out: dict[str, Any] = {}
     for name in next(iter(runs.values())):
         per_seed = {seed: scores[name] for seed, scores in runs.items()}
         stats = {}
         for key in next(iter(per_seed.values())):
-            values = [v[key] for v in per_seed.values()]
+            values = [v[key] for v in per_seed.values() if v[key] is not None]
             stats[key] = {
-                "mean": statistics.fmean(values),
-                "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "mean": statistics.fmean(values) if values else None,
+                "sd": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
             }
         out[name] = {per: per_seed, **stats}
     return out

@@ -179,3 +179,14 @@ def test_folds_bad_arguments_stop_before_any_run(bench, tmp_path, argv, message,
         bench["main"]([*argv, "--work", str(tmp_path / "w")])
     assert message in str(err.value) + capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_summary_leaves_out_a_class_absent_from_a_run(bench):
+    runs = {1: {"val": {"iou_unlabeled": None, "miou_5": 0.5}},
+            2: {"val": {"iou_unlabeled": 0.1, "miou_5": 0.7}},
+            3: {"val": {"iou_unlabeled": 0.3, "miou_5": 0.6}}}  # fmt: skip
+    s = bench["summary"](runs, "per_fold")["val"]
+    assert s["iou_unlabeled"]["mean"] == pytest.approx(0.2) and s["miou_5"]["mean"] == 0.6
+    assert s["per_fold"][1]["iou_unlabeled"] is None
+    none = bench["summary"]({1: {"val": {"x": None}}})["val"]["x"]
+    assert none == {"mean": None, "sd": None}

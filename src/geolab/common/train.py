@@ -210,8 +210,9 @@ def param_groups(
     for name, p in model.named_parameters():
         if p.requires_grad:
             groups.setdefault((mult_of(name), p.ndim >= 2), []).append(p)
-    order = sorted(groups, key=lambda k: (k[0] != 1.0, k[0], not k[1]))
-    if not lr_mult:  # the plain two groups, even when one of them is empty
+    if lr_mult:
+        order = sorted(groups, key=lambda k: (k[0] != 1.0, k[0], not k[1]))
+    else:  # the plain two groups, even when one of them is empty
         order = [(1.0, True), (1.0, False)]
     out = []
     for mult, decayed in order:

@@ -18,6 +18,7 @@ EVALUATE = "results/seg/evaluate/per_class.json"
 SWEEP = "results/seg/evaluate/scale_sweep.json"
 SPEED = "benchmarks/results/seg_speed.json"
 SEEDS = "benchmarks/results/seg_seeds.json"
+FOLDS = "benchmarks/results/seg_folds.json"
 PARAMS = "params.yaml"
 
 
@@ -163,6 +164,47 @@ def seeds_block(result: dict[str, Any]) -> str:
     )
 
 
+def folds_block(result: dict[str, Any]) -> str:
+    """Held-out tile mIoU-5 per configuration, leaving one tile out (``seeds.py --folds``)."""
+    rows = []
+    for name, c in result["configs"].items():
+        held, test = c["val"], c["test"]
+        per_fold = ", ".join(f"{v['miou_5']:.3f}" for v in held["per_fold"].values())
+        d = c.get("vs_baseline", {})
+        vs, test_vs = "", ""
+        if "val" in d:
+            v = d["val"]
+            n = len(v["per_fold"])
+            vs = f"{v['mean']:+.3f} [{v['min']:+.3f}, {v['max']:+.3f}], {v['wins']} of {n}"
+        if "test" in d:
+            test_vs = (
+                f"{d['test']['mean']:+.3f}, {d['test']['wins']} of {len(d['test']['per_fold'])}"
+            )
+        settings = " ".join(f"`{s}`" for s in c["set"]) or "params.yaml"
+        rows.append(
+            [name, settings, per_fold, f"{held['miou_5']['mean']:.3f}", vs,
+             f"{test['miou_5']['mean']:.3f}", test_vs]
+        )  # fmt: skip
+    tiles = ", ".join(str(t) for t in result["folds"])
+    header = [
+        "run", "settings", f"held-out mIoU-5, tiles {tiles}", "mean",
+        "vs baseline: mean [min, max], wins", "test mIoU-5 (mean)", "test vs baseline, wins",
+    ]  # fmt: skip
+    real = CLASSES[:-1]
+    per_class = [
+        [name, *(f"{c['val'][f'iou_{k}']['mean']:.3f}" for k in real)]
+        for name, c in result["configs"].items()
+    ]
+    return (
+        f"Tiles {tiles}, each in turn the only validation tile (epoch selection and its "
+        f"whole-tile score at `seg.infer_scales`), the others training; seed "
+        f"{result['seeds'][0]}; test tile as in `params.yaml`.\n\n"
+        + table(header, rows)
+        + "\nPer-class IoU on the held-out tiles, mean over the folds:\n\n"
+        + table(["run", *real], per_class)
+    )
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Every generated block of the seg doc."""
     seg = read_yaml(root / PARAMS)["seg"]
@@ -174,4 +216,5 @@ def blocks(root: Path) -> dict[str, str]:
         "seg-scales": scales_block(read_json(root / SWEEP)),
         "seg-speed": speed_block(read_json(root / SPEED)),
         "seg-seeds": seeds_block(read_json(root / SEEDS)),
+        "seg-folds": folds_block(read_json(root / FOLDS)),
     }
