@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from geolab.common.docs import docs_main, fill, table, update
+from geolab.reporting.docs import docs_main, fill, table, update
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = "intro\n<!-- generated: a -->\nold\n<!-- /generated: a -->\nend\n"
@@ -32,7 +32,7 @@ def test_docs_are_up_to_date():
 
 
 def test_docs_main_check_and_write(tmp_path, monkeypatch, capsys):
-    import geolab.common.docs as docs
+    import geolab.reporting.docs as docs
 
     (tmp_path / "d.md").write_text(DOC)
     monkeypatch.setattr(docs, "REPORTS", {"d.md": "test_docs:_blocks"})

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from conftest import git, init_dvc_repo
 
-from geolab.common import gate as gate_mod
 from geolab.common import repo as repo_mod
-from geolab.common.gate import (
+from geolab.common.params import ParamsError, from_dict
+from geolab.reporting import gate as gate_mod
+from geolab.reporting.gate import (
     GatedMetric,
     GateParams,
     evaluate_gate,
@@ -22,7 +23,6 @@ from geolab.common.gate import (
     judge,
     lookup,
 )
-from geolab.common.params import ParamsError, from_dict
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or repo_mod.dvc_command() is None, reason="needs git and dvc"

@@ -1,8 +1,8 @@
-"""geolab.ner.report: one doc block per seed-benchmark result file."""
+"""geolab.reporting.ner: one doc block per seed-benchmark result file."""
 
 import json
 
-from geolab.ner.report import seeds_blocks
+from geolab.reporting.ner import seeds_blocks
 
 
 def _result(f1):

@@ -10,10 +10,11 @@ import torch
 import yaml
 
 from geolab.cls.config import ClsParams
-from geolab.common.gate import GatedMetric, GateParams
 from geolab.common.params import (
     SECTIONS,
     BaseParams,
+    GatedMetric,
+    GateParams,
     ParamsError,
     from_dict,
     load_params,

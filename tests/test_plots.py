@@ -12,7 +12,7 @@ from conftest import git, init_dvc_repo
 from PIL import Image
 
 from geolab.common import repo as repo_mod
-from geolab.common.plots import PlotsError, plots_main, render_plots
+from geolab.reporting.plots import PlotsError, plots_main, render_plots
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or repo_mod.dvc_command() is None, reason="needs git and dvc"

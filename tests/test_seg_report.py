@@ -1,7 +1,7 @@
-"""geolab.seg.report: the leave-one-tile-out table from a seeds.py --folds result."""
+"""geolab.reporting.seg: the leave-one-tile-out table from a seeds.py --folds result."""
 
+from geolab.reporting.seg import folds_block
 from geolab.seg.data import CLASSES
-from geolab.seg.report import folds_block
 
 
 def _set(values):

@@ -13,10 +13,10 @@ import sys
 
 #: command -> ("module:function taking argv and returning an exit code", one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "gate": ("geolab.common.gate:gate_main", "compare metrics with floors and a base revision"),
-    "plots": ("geolab.common.plots:plots_main", "render the declared DVC plots to PNG offline"),
+    "gate": ("geolab.reporting.gate:gate_main", "compare metrics with floors and a base revision"),
+    "plots": ("geolab.reporting.plots:plots_main", "render the declared DVC plots to PNG offline"),
     "params": ("geolab.common.params:params_main", "validate params.yaml and print it resolved"),
-    "docs": ("geolab.common.docs:docs_main", "rewrite the docs' generated result tables"),
+    "docs": ("geolab.reporting.docs:docs_main", "rewrite the docs' generated result tables"),
     "ner": ("geolab.ner.cli:main", "mountain names in text: `geolab ner predict TEXT`"),
     "seg": ("geolab.seg.cli:main", "segment an aerial image: `geolab seg predict IMG --out MASK`"),
     "match": ("geolab.match.cli:main", "match two images: `geolab match pair A B --out PNG`"),

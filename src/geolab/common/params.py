@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import re
 import types
 import typing
@@ -28,7 +29,7 @@ T = TypeVar("T")
 #: Section name -> "module:Class" of its schema. Studies add their section here.
 SECTIONS: dict[str, str] = {
     "base": "geolab.common.params:BaseParams",
-    "gate": "geolab.common.gate:GateParams",
+    "gate": "geolab.common.params:GateParams",
     "cls": "geolab.cls.config:ClsParams",
     "ner": "geolab.ner.config:NerParams",
     "seg": "geolab.seg.config:SegParams",
@@ -60,6 +61,76 @@ class BaseParams:
     threads: int = 0
     data: Literal["sample", "full"] = "sample"
     deterministic: bool = True
+
+
+@dataclasses.dataclass
+class GatedMetric:
+    """One gated metric (an item of ``gate.metrics``).
+
+    Attributes:
+        file: metrics file relative to the repository root (JSON, YAML or TOML).
+        key: slash path (``test/accuracy``, dvclive naming) or dotted path (``test.accuracy``).
+        direction: ``max`` if higher is better, ``min`` if lower is better.
+        floor: absolute floor for ``max`` (ceiling for ``min``); ``None`` for no bound.
+        tolerance: allowed absolute worsening vs the base revision; ``None`` to not compare.
+        name: display name; defaults to ``file:key``.
+    """
+
+    file: str
+    key: str
+    direction: Literal["max", "min"]
+    floor: float | None = None
+    tolerance: float | None = None
+    name: str = ""
+
+    def validate(self) -> None:
+        """Check values the type system cannot.
+
+        Raises:
+            ValueError: empty file or key, negative or non-finite tolerance, NaN floor.
+        """
+        if not self.file.strip():
+            raise ValueError("file: must not be empty")
+        if not self.key.strip("/. "):
+            raise ValueError("key: must not be empty")
+        if self.tolerance is not None and not (
+            self.tolerance >= 0 and math.isfinite(self.tolerance)
+        ):
+            raise ValueError(f"tolerance: must be a finite number >= 0, got {self.tolerance!r}")
+        if self.floor is not None and math.isnan(self.floor):
+            raise ValueError("floor: must not be NaN")
+
+    @property
+    def label(self) -> str:
+        """The display name: ``name`` or ``file:key``."""
+        return self.name or f"{self.file}:{self.key}"
+
+
+@dataclasses.dataclass
+class GateParams:
+    """The ``gate`` section of ``params.yaml``.
+
+    Attributes:
+        rev: base revision that ``tolerance`` is measured against (any git revision).
+        metrics: the gated metrics.
+    """
+
+    rev: str = "HEAD"
+    metrics: list[GatedMetric] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        """Check that display names are unique.
+
+        Raises:
+            ValueError: two metrics share a display name.
+        """
+        seen: set[str] = set()
+        for metric in self.metrics:
+            if metric.label in seen:
+                raise ValueError(f"metrics: duplicate metric '{metric.label}'; set distinct names")
+            seen.add(metric.label)
+        if not self.rev.strip():
+            raise ValueError("rev: must not be empty")
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -23,10 +23,10 @@ from geolab.common.io import atomic_open
 
 #: doc path (relative to the repo root) -> "module:function" returning {block name: markdown}.
 REPORTS: dict[str, str] = {
-    "docs/seg/baseline-performance.md": "geolab.seg.report:blocks",
-    "docs/match.md": "geolab.match.report:blocks",
-    "docs/geoloc.md": "geolab.geoloc.report:blocks",
-    "docs/ner.md": "geolab.ner.report:blocks",
+    "docs/seg/baseline-performance.md": "geolab.reporting.seg:blocks",
+    "docs/match.md": "geolab.reporting.match:blocks",
+    "docs/geoloc.md": "geolab.reporting.geoloc:blocks",
+    "docs/ner.md": "geolab.reporting.ner:blocks",
 }
 
 _BLOCK = re.compile(

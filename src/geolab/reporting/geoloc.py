@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geolab.common.docs import table
 from geolab.common.io import read_json
+from geolab.reporting.docs import table
 
 FETCH = "artifacts/geoloc/fetch_stats.json"
 GRID = "results/geoloc/grid/stats.json"

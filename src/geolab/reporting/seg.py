@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geolab.common.docs import table
 from geolab.common.figures import read_series
 from geolab.common.io import read_json
 from geolab.common.params import read_yaml
+from geolab.reporting.docs import table
 from geolab.seg.data import CLASSES
 
 STATS = "artifacts/seg/stats.json"

@@ -27,14 +27,14 @@ import math
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from geolab.common.io import write_json
-from geolab.common.params import DEFAULT_PATH, ParamsError, load_section
+from geolab.common.params import DEFAULT_PATH, GatedMetric, GateParams, ParamsError, load_section
 from geolab.common.repo import RepoError, check_revision, git, run_dvc
 
 log = logging.getLogger(__name__)
@@ -46,76 +46,6 @@ FAIL = "FAIL"
 #: Tolerance comparisons forgive float noise such as 0.9 - 0.8 = 0.09999999999999998.
 _REL_EPS = 1e-9
 _ABS_EPS = 1e-12
-
-
-@dataclass
-class GatedMetric:
-    """One gated metric (an item of ``gate.metrics``).
-
-    Attributes:
-        file: metrics file relative to the repository root (JSON, YAML or TOML).
-        key: slash path (``test/accuracy``, dvclive naming) or dotted path (``test.accuracy``).
-        direction: ``max`` if higher is better, ``min`` if lower is better.
-        floor: absolute floor for ``max`` (ceiling for ``min``); ``None`` for no bound.
-        tolerance: allowed absolute worsening vs the base revision; ``None`` to not compare.
-        name: display name; defaults to ``file:key``.
-    """
-
-    file: str
-    key: str
-    direction: Literal["max", "min"]
-    floor: float | None = None
-    tolerance: float | None = None
-    name: str = ""
-
-    def validate(self) -> None:
-        """Check values the type system cannot.
-
-        Raises:
-            ValueError: empty file or key, negative or non-finite tolerance, NaN floor.
-        """
-        if not self.file.strip():
-            raise ValueError("file: must not be empty")
-        if not self.key.strip("/. "):
-            raise ValueError("key: must not be empty")
-        if self.tolerance is not None and not (
-            self.tolerance >= 0 and math.isfinite(self.tolerance)
-        ):
-            raise ValueError(f"tolerance: must be a finite number >= 0, got {self.tolerance!r}")
-        if self.floor is not None and math.isnan(self.floor):
-            raise ValueError("floor: must not be NaN")
-
-    @property
-    def label(self) -> str:
-        """The display name: ``name`` or ``file:key``."""
-        return self.name or f"{self.file}:{self.key}"
-
-
-@dataclass
-class GateParams:
-    """The ``gate`` section of ``params.yaml``.
-
-    Attributes:
-        rev: base revision that ``tolerance`` is measured against (any git revision).
-        metrics: the gated metrics.
-    """
-
-    rev: str = "HEAD"
-    metrics: list[GatedMetric] = field(default_factory=list)
-
-    def validate(self) -> None:
-        """Check that display names are unique.
-
-        Raises:
-            ValueError: two metrics share a display name.
-        """
-        seen: set[str] = set()
-        for metric in self.metrics:
-            if metric.label in seen:
-                raise ValueError(f"metrics: duplicate metric '{metric.label}'; set distinct names")
-            seen.add(metric.label)
-        if not self.rev.strip():
-            raise ValueError("rev: must not be empty")
 
 
 @dataclass

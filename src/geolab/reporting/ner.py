@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from geolab.common.docs import table
 from geolab.common.io import read_json
+from geolab.reporting.docs import table
 
 STATS = "artifacts/ner/stats.json"
 TRAIN = "results/ner/train/metrics.json"
