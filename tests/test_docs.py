@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from geolab.reporting.docs import docs_main, fill, table, update
+from geolab.reporting.docs import diff_range, docs_main, fill, table, update
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = "intro\n<!-- generated: a -->\nold\n<!-- /generated: a -->\nend\n"
@@ -46,3 +46,9 @@ def test_docs_main_check_and_write(tmp_path, monkeypatch, capsys):
 
 def _blocks(root):
     return {"a": table(["n"], [[1]])}
+
+
+def test_diff_range_signs_every_number_and_blanks_a_missing_diff() -> None:
+    assert diff_range({"mean": 0.0125, "min": -0.02, "max": 0.1}) == "+0.013 [-0.020, +0.100]"
+    assert diff_range(None) == ""
+    assert diff_range({}) == ""

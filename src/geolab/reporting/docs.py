@@ -46,6 +46,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def diff_range(diff: Mapping[str, float] | None) -> str:
+    """A paired difference from the seeds benchmark as "mean [min, max]", signed; "" if absent."""
+    if not diff:
+        return ""
+    return f"{diff['mean']:+.3f} [{diff['min']:+.3f}, {diff['max']:+.3f}]"
+
+
 def fill(text: str, blocks: Mapping[str, str], where: str = "doc") -> str:
     """Replace the body of each generated block with ``blocks[name]``.
 

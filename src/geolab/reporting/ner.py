@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from geolab.common.io import read_json
-from geolab.reporting.docs import table
+from geolab.reporting.docs import diff_range, table
 
 STATS = "artifacts/ner/stats.json"
 TRAIN = "results/ner/train/metrics.json"
@@ -83,8 +83,7 @@ def seeds_block(result: dict[str, Any]) -> str:
     for name, c in result["configs"].items():
         f = c["fewnerd"]
         per_seed = ", ".join(f"{v['f1']:.3f}" for v in f["per_seed"].values())
-        vs = c.get("vs_baseline", {}).get("fewnerd")
-        diff = f"{vs['mean']:+.3f} [{vs['min']:+.3f}, {vs['max']:+.3f}]" if vs else ""
+        diff = diff_range(c.get("vs_baseline", {}).get("fewnerd"))
         settings = " ".join(f"`{s}`" for s in c["set"]) or "params.yaml"
         rows.append(
             [name, settings, per_seed, f"{f['f1']['mean']:.3f} ± {f['f1']['sd']:.3f}",

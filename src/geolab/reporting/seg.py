@@ -8,7 +8,7 @@ from typing import Any
 from geolab.common.figures import read_series
 from geolab.common.io import read_json
 from geolab.common.params import read_yaml
-from geolab.reporting.docs import table
+from geolab.reporting.docs import diff_range, table
 from geolab.seg.data import CLASSES
 
 STATS = "artifacts/seg/stats.json"
@@ -137,8 +137,7 @@ def seeds_block(result: dict[str, Any]) -> str:
         per_seed = ", ".join(f"{v['miou_5']:.3f}" for v in test["per_seed"].values())
         diffs = []
         for split in ("test", "val"):
-            d = c.get("vs_baseline", {}).get(split)
-            diffs.append(f"{d['mean']:+.3f} [{d['min']:+.3f}, {d['max']:+.3f}]" if d else "")
+            diffs.append(diff_range(c.get("vs_baseline", {}).get(split)))
         settings = " ".join(f"`{s}`" for s in c["set"]) or "params.yaml"
         rows.append(
             [name, settings, per_seed, f"{test['miou_5']['mean']:.3f} ± {test['miou_5']['sd']:.3f}",
@@ -175,7 +174,7 @@ def folds_block(result: dict[str, Any]) -> str:
         if "val" in d:
             v = d["val"]
             n = len(v["per_fold"])
-            vs = f"{v['mean']:+.3f} [{v['min']:+.3f}, {v['max']:+.3f}], {v['wins']} of {n}"
+            vs = f"{diff_range(v)}, {v['wins']} of {n}"
         if "test" in d:
             test_vs = (
                 f"{d['test']['mean']:+.3f}, {d['test']['wins']} of {len(d['test']['per_fold'])}"
