@@ -11,9 +11,9 @@ import pytest
 import yaml
 from conftest import git, init_dvc_repo
 
-from geolab.common import repo as repo_mod
 from geolab.common.params import ParamsError, from_dict
 from geolab.reporting import gate as gate_mod
+from geolab.reporting import repo as repo_mod
 from geolab.reporting.gate import (
     GatedMetric,
     GateParams,

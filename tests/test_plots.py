@@ -11,7 +11,7 @@ import pytest
 from conftest import git, init_dvc_repo
 from PIL import Image
 
-from geolab.common import repo as repo_mod
+from geolab.reporting import repo as repo_mod
 from geolab.reporting.plots import PlotsError, plots_main, render_plots
 
 pytestmark = pytest.mark.skipif(

@@ -15,7 +15,8 @@ The workspace value is read from the file itself; the base value comes from
 ``dvc metrics diff --json --all REV`` and, where DVC does not know the metric (the file is not
 declared under ``metrics:`` at that revision, or DVC is unavailable), from ``git show REV:path``.
 A base revision that lacks the file or key gives ``ok (no base)``: a new metric is not a failure.
-
+The section's schema (:class:`~geolab.common.params.GateParams`) lives with the other params
+schemas, since every stage validates the whole params file.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import yaml
 
 from geolab.common.io import write_json
 from geolab.common.params import DEFAULT_PATH, GatedMetric, GateParams, ParamsError, load_section
-from geolab.common.repo import RepoError, check_revision, git, run_dvc
+from geolab.reporting.repo import RepoError, check_revision, git, run_dvc
 
 log = logging.getLogger(__name__)
 

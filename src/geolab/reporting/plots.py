@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from geolab.common.io import atomic_open
-from geolab.common.repo import RepoError, check_revision, run_dvc
+from geolab.reporting.repo import RepoError, check_revision, run_dvc
 
 log = logging.getLogger(__name__)
 
