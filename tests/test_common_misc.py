@@ -12,7 +12,15 @@ import pytest
 import torch
 
 from geolab.common import runtime
-from geolab.common.io import atomic_open, atomic_save_torch, read_json, write_json, write_yaml
+from geolab.common.io import (
+    OutputPathError,
+    atomic_open,
+    atomic_save_torch,
+    check_output_path,
+    read_json,
+    write_json,
+    write_yaml,
+)
 from geolab.common.live import log_metrics
 from geolab.common.metrics import confusion_matrix, scores_from_confusion
 from geolab.common.params import BaseParams, read_yaml
@@ -319,3 +327,27 @@ def test_read_series_and_training_curves(tmp_path):
     path.write_text("step\tmiou\n0\toops\n")
     with pytest.raises(ValueError, match=r"miou.tsv:2"):
         read_series(tmp_path, "val/miou")
+
+
+def test_output_path_that_cannot_be_a_file_is_named_before_writing(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    cases = {tmp_path: "is a directory", tmp_path / "notes.txt" / "a" / "b.json": "is a file"}
+    for path, why in cases.items():
+        with pytest.raises(OutputPathError, match=why):
+            check_output_path(path)
+        with pytest.raises(OutputPathError, match=str(path)), atomic_open(path) as fh:
+            fh.write("never")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no temporary left
+    assert check_output_path(tmp_path / "new" / "dir" / "x.json") == tmp_path / "new/dir/x.json"
+    assert check_output_path(tmp_path / "notes.txt") == tmp_path / "notes.txt"  # overwritable
+
+
+def test_positive_int_is_an_argparse_type():
+    import argparse
+
+    from geolab.cli import positive_int
+
+    assert positive_int("3") == 3
+    for text in ("0", "-2", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_int(text)

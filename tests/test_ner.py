@@ -304,6 +304,26 @@ def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, caps
     bad.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(SystemExit, match="not UTF-8"):
         ner_main(["predict", "--file", str(bad), "--model", str(model)])
+    # bad input: one clear line, before any output
+    with pytest.raises(SystemExit, match="is a directory; give a text file"):
+        ner_main(["predict", "--file", str(tmp_path), "--model", str(model)])
+    with pytest.raises(SystemExit, match="not both"):
+        ner_main(["predict", "K2 .", "--file", str(lines), "--model", str(model)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match=f"{tmp_path}: is a directory"):
+        ner_main(["predict", "K2 .", "--html", str(tmp_path), "--model", str(model)])
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit, match="larger than the window"):
+        ner_main(["predict", "K2 .", "--window-words", "4", "--window-stride", "8",
+                  "--model", str(model)])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        ner_main(["predict", "K2 .", "--window-words", "0", "--model", str(model)])
+    assert exit_.value.code == 2  # argparse
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="model.pt: not a geolab checkpoint"):
+        ner_main(["predict", "K2 .", "--model", str(garbage)])
 
 
 def test_split_keeps_a_mountain_in_one_split():

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -72,3 +73,32 @@ def test_stage_smoke(tmp_path, run_stage):
     assert s["val"]["class_frequency"]["water"] == 1.0
     with np.load(out) as arrays:
         assert arrays["test_x"].shape == (4, 16, 16, 3) and (arrays["test_y"] == 2).all()
+
+
+def test_read_image_converts_8_bit_modes_and_refuses_wide_pixels(tmp_path, monkeypatch):
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3)).astype(np.uint8)
+    for mode in ("L", "P", "RGBA", "RGB"):
+        path = tmp_path / f"{mode}.png"
+        Image.fromarray(rgb).convert(mode).save(path)
+        out = dubai.read_image(path)
+        assert out.shape == (6, 5, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(dubai.read_image(tmp_path / "RGB.png"), rgb)
+    # 16-bit and float pixels would be clipped to white / black by convert("RGB")
+    wide = {
+        "g16.png": Image.fromarray(np.full((6, 5), 1000, np.uint16)),
+        "f32.tif": Image.fromarray(np.full((6, 5), 0.5, np.float32)),
+    }
+    for name, img in wide.items():
+        img.save(tmp_path / name)
+        with pytest.raises(ValueError, match=f"{name}: .* pixels \\(16-bit or float\\)"):
+            dubai.read_image(tmp_path / name)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes((tmp_path / "RGB.png").read_bytes()[:60])
+    with pytest.raises(ValueError, match="cut.png: cannot read image"):
+        dubai.read_image(truncated)
+    # an image over the pixel limit is named with its size; PIL's own limit is restored
+    limit = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(dubai, "MAX_PIXELS", 20)
+    with pytest.raises(ValueError, match="RGB.png: too large to read"):
+        dubai.read_image(tmp_path / "RGB.png")
+    assert Image.MAX_IMAGE_PIXELS == limit

@@ -364,6 +364,23 @@ def test_cli_predict(tmp_path, capsys):
         geolab_main(["seg", "predict", str(bad), "--out", str(out), "--model", str(model)])
     with pytest.raises(SystemExit, match="missing.jpg"):
         geolab_main(["seg", "predict", str(tmp_path / "missing.jpg"), "--out", str(out)])
+    # an output path where no file can go fails before any work and writes nothing
+    fresh = tmp_path / "fresh.png"
+    for flags in (["--out", str(tmp_path)], ["--out", str(fresh), "--overlay", str(tmp_path)]):
+        with pytest.raises(SystemExit, match=f"{tmp_path}: is a directory"):
+            geolab_main(["seg", "predict", str(image), *flags, "--model", str(model)])
+    assert not fresh.exists()
+    with pytest.raises(SystemExit, match="img.jpg is a file"):
+        geolab_main(
+            ["seg", "predict", str(image), "--out", str(image / "m.png"), "--model", str(model)]
+        )
+    with pytest.raises(SystemExit) as exit_:
+        geolab_main([*small, "--batch-size", "0"])
+    assert exit_.value.code == 2  # argparse
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="garbage.pt: not a geolab checkpoint"):
+        geolab_main([*argv, "--model", str(garbage)])
 
 
 def test_blend_is_half_and_half():

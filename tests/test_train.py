@@ -151,6 +151,13 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a geolab checkpoint"):
         load_checkpoint(tmp_path / "other.pt", MODELS.build)
+    (tmp_path / "text.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="text.pt: not a geolab checkpoint"):
+        load_checkpoint(tmp_path / "text.pt", MODELS.build)
+    blob = {"format": CHECKPOINT_FORMAT, "model_name": "geoloc_net", "model_kwargs": {}}
+    torch.save(blob, tmp_path / "another_study.pt")
+    with pytest.raises(ValueError, match="another_study.pt: a checkpoint of another model.*linear"):
+        load_checkpoint(tmp_path / "another_study.pt", MODELS.build)
 
 
 def test_empty_loader_raises(tmp_path):

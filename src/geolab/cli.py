@@ -8,6 +8,7 @@ stays fast.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -25,6 +26,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "locate 4-view photos: `geolab geoloc predict DIR --out CSV`",
     ),
 }
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts and sizes: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _usage() -> str:

@@ -13,6 +13,25 @@ from typing import IO, Any
 import yaml
 
 
+class OutputPathError(ValueError):
+    """A file cannot be written at this path: it is a directory, or a parent is a file."""
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early, naming the path, where no file can be written; commands call it before work.
+
+    Raises:
+        OutputPathError: ``path`` is a directory, or its nearest existing parent is not one.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a directory; give a file name")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise OutputPathError(f"{path}: cannot create it, {parent} is a file")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path`` and move it into place only on success.
@@ -25,8 +44,11 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     Yields:
         The open temporary file. If the block raises, the temporary file is removed and ``path``
         is left as it was.
+
+    Raises:
+        OutputPathError: ``path`` is a directory or lies under a file (before anything is written).
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")

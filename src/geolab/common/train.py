@@ -592,14 +592,24 @@ def load_checkpoint(
         The model in eval mode, and the checkpoint dict (params, extra, metrics, ...).
 
     Raises:
-        ValueError: the file is not a geolab checkpoint.
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a geolab checkpoint, or one of a model ``build`` does not
+            know (another study's); the message names the file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found (run `dvc repro` first?)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise ValueError(
+            f"{path}: not a geolab checkpoint (torch.load: {type(err).__name__}: {err})"
+        ) from err
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a geolab checkpoint (format {CHECKPOINT_FORMAT})")
-    model = build(blob["model_name"], **blob["model_kwargs"])
+    try:
+        model = build(blob["model_name"], **blob["model_kwargs"])
+    except KeyError as err:
+        raise ValueError(f"{path}: a checkpoint of another model: {err.args[0]}") from err
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), blob

@@ -86,18 +86,37 @@ def split_samples(root: str | Path, splits: dict[str, list[int]]) -> list[tuple[
     return [(tile_split[s.tile], s) for s in samples]
 
 
+#: Largest image :func:`read_image` opens (PIL's own guard stops at about 179 million pixels).
+MAX_PIXELS = 1_000_000_000
+
+#: PIL modes with more than 8 bits a channel: ``convert("RGB")`` would clip them to white/black.
+_WIDE_MODES = ("I", "F")
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as ``(H, W, 3)`` uint8 RGB (grey and RGBA are converted).
+    """Read an image as ``(H, W, 3)`` uint8 RGB (grey, palette and RGBA are converted).
 
     Raises:
-        ValueError: the file is corrupt or truncated (names the file).
+        ValueError: the file is corrupt or truncated, has 16-bit or float pixels (which the
+            conversion to 8-bit RGB would clip), or has more than :data:`MAX_PIXELS` pixels;
+            the message names the file.
     """
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS // 2
     try:
         with Image.open(path) as img:
+            if img.mode.split(";")[0] in _WIDE_MODES:
+                raise ValueError(
+                    f"{path}: {img.mode} pixels (16-bit or float); convert the image to 8-bit "
+                    "RGB first, scaling its values to 0-255"
+                )
             img.load()
             return np.asarray(img.convert("RGB"))
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{path}: too large to read ({err})") from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: cannot read image: {err}") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def read_mask(path: str | Path, counts: Counter | None = None) -> np.ndarray:

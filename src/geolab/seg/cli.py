@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geolab.common.io import atomic_open
+from geolab.cli import positive_int
+from geolab.common.io import OutputPathError, atomic_open, check_output_path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,11 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", type=Path, required=True, help="colour mask to write (PNG)")
     pr.add_argument("--overlay", type=Path, help="also write the image blended with the mask")
     pr.add_argument("--model", type=Path, default=Path("models/seg/model.pt"), help="checkpoint")
-    pr.add_argument("--window", type=int, default=512, help="window side in model pixels")
+    pr.add_argument(
+        "--window",
+        type=positive_int,
+        default=512,
+        help="window side in model pixels (rounded down to a multiple of the model's divisor)",
+    )
     pr.add_argument(
         "--overlap", type=int, help="overlap of windows (default: 128, at most a quarter window)"
     )
-    pr.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    pr.add_argument("--batch-size", type=positive_int, default=4, help="windows per forward pass")
     pr.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     pr.add_argument(
         "--scales",
@@ -54,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.image}: file not found")
     if not args.model.exists():
         raise SystemExit(f"{args.model}: no trained model (run `dvc repro seg_train`)")
+    try:  # every output path is checked before any work, so a failing run writes nothing
+        for out in (args.out, args.overlay):
+            if out is not None:
+                check_output_path(out)
+    except OutputPathError as err:
+        raise SystemExit(f"geolab seg predict: {err}") from None
     import torch
 
     from geolab.common.train import load_checkpoint
@@ -86,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise SystemExit(f"geolab seg predict: {err}") from None
     classes = blob["extra"].get("classes", dubai.CLASSES)
-    _save(args.out, colour_mask(pred, classes))
-    if args.overlay:
-        _save(args.overlay, blend(image, pred, classes=classes))
+    mask = colour_mask(pred, classes)
+    overlay = blend(image, pred, classes=classes) if args.overlay else None
+    _save(args.out, mask)
+    if overlay is not None:
+        _save(args.overlay, overlay)
     counts = np.bincount(pred.ravel(), minlength=len(classes))
     shares = ", ".join(f"{c} {n / pred.size:.1%}" for c, n in zip(classes, counts, strict=False))
     print(f"{args.image}: {image.shape[1]}x{image.shape[0]} -> {args.out} ({shares})")
