@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geolab.geoloc.dataset import HEADINGS, Record, image_paths, load_views, read_dataset
+from geolab.geoloc.dataset import (
+    HEADINGS,
+    Record,
+    image_paths,
+    load_views,
+    read_dataset,
+    read_uuids,
+)
 
 ZAGREB = ("45.8150", "15.9819")
 SPLIT = ("43.5081", "16.4402")
@@ -69,10 +76,20 @@ def test_test_set_without_coordinates(tmp_path):
         read_dataset(root)
 
 
-def test_coordinates_are_read_when_present_and_not_required(tmp_path):
-    root = make_dataset(tmp_path / "ds", f"uuid,latitude,longitude\na,{','.join(SPLIT)}\n")
-    records, _ = read_dataset(root, require_coords=False)
-    assert (records[0].lat, records[0].lon) == (43.5081, 16.4402)
+def test_coordinates_are_not_read_when_not_required(tmp_path):
+    # outside the box, blank, not a number, only one of the two: all ignored, nothing skipped
+    text = f"uuid,latitude,longitude\na,{','.join(SPLIT)}\nb,0,0\nc,,\nd,abc,inf\n"
+    root = make_dataset(tmp_path / "ds", text)
+    records, report = read_dataset(root, require_coords=False)
+    assert [(r.uuid, r.lat, r.lon) for r in records] == [(u, None, None) for u in "abcd"]
+    assert report["has_coords"] is False and report["records"] == 4
+    assert report["skipped"] == {"outside_bbox": 0, "missing_images": 0, "corrupt_images": 0}
+    assert report["extra_columns"] == ["latitude", "longitude"]
+    (root / "data.csv").write_text("uuid,latitude\na,\n", encoding="utf-8")
+    assert len(read_dataset(root, require_coords=False)[0]) == 1
+    # required, the same file is read and checked as always
+    with pytest.raises(ValueError, match="missing column"):
+        read_dataset(root)
 
 
 def test_missing_data_csv_names_the_path(tmp_path):
@@ -101,6 +118,28 @@ def test_coordinate_not_a_number_names_the_line(tmp_path, bad):
     root = make_dataset(tmp_path / "ds", text)
     with pytest.raises(ValueError, match=rf"data\.csv: line 3: latitude '{bad}' is not a number"):
         read_dataset(root)
+
+
+def test_data_csv_not_utf8_names_the_file_and_line(tmp_path):
+    root = make_dataset(tmp_path / "ds", "uuid\na\n")
+    (root / "data.csv").write_bytes("uuid,note\na,café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"ds[/\\]data\.csv: line 2: byte 0xe9 is not UTF-8"):
+        read_dataset(root, require_coords=False)
+    with pytest.raises(ValueError, match=r"data\.csv: line 2: byte 0xe9"):
+        read_uuids(root)
+    # far into the file (past the first chunk the reader decodes), after a byte-order mark
+    lines = ["uuid,note", *(f"u{i},plain" for i in range(3000)), "z,\u017dupanja"]
+    data = b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8")
+    (root / "data.csv").write_bytes(data.replace("\u017d".encode(), "\u017d".encode("cp1250")))
+    with pytest.raises(ValueError, match=r"data\.csv: line 3002: byte 0x8e is not UTF-8"):
+        read_dataset(root, require_coords=False)
+
+
+def test_data_csv_not_csv_names_the_file_and_line(tmp_path):
+    root = make_dataset(tmp_path / "ds", "uuid\na\n")
+    (root / "data.csv").write_text(f'uuid,note\na,x\nb,"{"y" * 200_000}"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"data\.csv: line 3: not valid CSV \(field larger"):
+        read_dataset(root, require_coords=False)
 
 
 @pytest.mark.parametrize("uuid", ["..", "a/b", "  "])
@@ -154,6 +193,29 @@ def test_corrupt_images_are_skipped_and_listed(tmp_path):
     records, report = read_dataset(root, check_images=False)
     assert [r.uuid for r in records] == ["a", "b", "c"]
     assert report["skipped"]["corrupt_images"] == 0
+
+
+def test_photos_not_8_bits_per_channel_are_skipped_and_listed(tmp_path):
+    text = "uuid,latitude,longitude\nok,45,16\ndeep,45,16\nfloat,45,16\nwide,45,16\n"
+    root = make_dataset(tmp_path / "ds", text)
+    ok, deep, fl, wide = (image_paths(root, u) for u in ("ok", "deep", "float", "wide"))
+    Image.new("L", (16, 16), 90).save(ok[0], format="JPEG")  # grey, RGBA, palette: converted
+    Image.new("RGBA", (16, 16), (9, 8, 7, 6)).save(ok[1], format="PNG")
+    Image.new("P", (16, 16), 3).save(ok[2], format="PNG")
+    Image.new("I;16", (16, 16), 40000).save(deep[1], format="PNG")
+    Image.new("F", (16, 16), 0.5).save(fl[3], format="TIFF")
+    Image.new("I", (16, 16), 70000).save(wide[0], format="TIFF")
+    records, report = read_dataset(root)
+    assert [r.uuid for r in records] == ["ok"]
+    assert report["skipped"]["corrupt_images"] == 3
+    bad = [(c["uuid"], Path(c["file"]).name, c["error"]) for c in report["corrupt_images"]]
+    assert [b[:2] for b in bad] == [("deep", "90.jpg"), ("float", "270.jpg"), ("wide", "0.jpg")]
+    for (_, _, error), mode in zip(bad, ("I;16", "F", "I"), strict=True):
+        assert error.startswith(f"pixel format {mode} is not 8 bits per channel")
+    assert load_views(records[0], 8).shape == (4, 8, 8, 3)
+    # load_views refuses them too rather than clipping them to white
+    with pytest.raises(ValueError, match=r"90\.jpg: pixel format I;16 is not 8 bits per channel"):
+        load_views(Record("deep", 45.0, 16.0, deep), 8)
 
 
 def test_load_views_resizes_in_heading_order(tmp_path):

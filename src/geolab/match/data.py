@@ -8,12 +8,13 @@ second image is warped by a known random homography, so the true transform is kn
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,16 @@ SEASONS = {m: ("winter", "spring", "summer", "autumn")[(m % 12) // 3] for m in r
 Category = Literal["same_season", "cross_season", "cross_year"]
 CATEGORIES: tuple[str, ...] = ("same_season", "cross_season", "cross_year")
 IMAGE_KEYS = ("image0", "image1", "image1_raw", "valid0", "valid1", "valid1_raw")
+#: Most pixels :func:`read_any` decodes. PIL refuses images over ~179 Mpx (``Image.MAX_IMAGE_
+#: PIXELS`` x 2) as possible decompression bombs; satellite scenes and mosaics can be larger.
+MAX_PIXELS = 1_000_000_000
+#: PIL modes :func:`read_any` converts to grey itself (8 bits per channel).
+_PIL_MODES = ("L", "RGB", "RGBA", "P", "LA")
+#: Smallest side, in pixels, of an image a matcher is given (after its ``resize``). DISK's
+#: network halves an image four times, padded to a multiple of 16 px, and fails when one cell
+#: is left (both sides <= 16 px); SIFT finds next to no keypoints below about 30 px, so smaller
+#: images are reported as not solved for every matcher instead of being matched.
+MIN_SIDE = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,33 +109,160 @@ def read_any(path: str | Path) -> np.ndarray:
     """Read any image as ``(H, W)`` uint8 grey: what PIL opens, else GeoTIFFs through rasterio.
 
     Rasters with more than 8 bits or many bands use their first three bands (one if fewer),
-    stretched between the 2nd and 98th percentile of the valid pixels.
+    stretched between the 2nd and 98th percentile of the valid pixels (finite and above 0).
+    Only files PIL cannot identify, and TIFFs it cannot decode (compressions its libtiff
+    lacks), go to rasterio; a truncated or corrupt PNG or JPEG is an error, not black pixels.
+    Images up to :data:`MAX_PIXELS` are read (PIL's own limit is lifted only while reading).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a readable image (names the file).
+        ValueError: not a readable image (truncated, corrupt, unknown format, empty) or larger
+            than :data:`MAX_PIXELS`; the message names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not an image")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("L", "RGB", "RGBA", "P", "LA"):
-                im.load()
-                return np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError):
-        pass
-    try:
-        import rasterio
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file, not an image")
+    grey = _read_pil(path)
+    return grey if grey is not None else _read_rasterio(path)
 
-        with rasterio.open(path) as ds:
-            data = ds.read(list(range(1, min(ds.count, 3) + 1))).astype(np.float32)
+
+@contextlib.contextmanager
+def _pil_pixel_limit(limit: int | None) -> Iterator[None]:
+    """Set PIL's decompression-bomb limit (a module global) for the block, then restore it.
+
+    Not thread-safe: another thread opening images meanwhile sees ``limit`` too.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Raise when an image is larger than :data:`MAX_PIXELS` (before its pixels are decoded).
+
+    Raises:
+        ValueError: too many pixels; names the file and its size.
+    """
+    if width * height > MAX_PIXELS:
+        raise ValueError(
+            f"{path}: {width}x{height} px ({width * height:,} pixels) is more than the "
+            f"{MAX_PIXELS:,} this reader accepts; crop or downsample it first"
+        )
+
+
+def _read_pil(path: Path) -> np.ndarray | None:
+    """Grey pixels decoded by PIL, or None for a file that rasterio should read instead.
+
+    None when PIL cannot identify the format, for a TIFF that PIL cannot decode, and for modes
+    other than 8-bit grey, RGB(A) and palette (16-bit or float images keep rasterio's stretch).
+
+    Raises:
+        ValueError: too large, unreadable, or a truncated or corrupt image (names the file).
+    """
+    with _pil_pixel_limit(None):  # :func:`_check_pixels` applies MAX_PIXELS instead
+        try:
+            im = Image.open(path)
+        except UnidentifiedImageError:
+            return None
+        except OSError as err:
+            raise ValueError(f"{path}: cannot open it ({err.strerror or err})") from err
+        with im:
+            _check_pixels(path, *im.size)
+            if im.format == "TIFF" and im.mode not in _PIL_MODES:
+                return None
+            try:
+                im.load()
+            except Exception as err:  # PIL's decoders raise OSError, ValueError, SyntaxError...
+                if im.format == "TIFF":
+                    return None  # GDAL reads every GeoTIFF compression, and reports truncation
+                raise ValueError(
+                    f"{path}: truncated or corrupt {im.format} image, cannot decode it ({err})"
+                ) from err
+            return np.asarray(im.convert("L")) if im.mode in _PIL_MODES else None
+
+
+def _read_rasterio(path: Path) -> np.ndarray:
+    """Grey pixels of a raster GDAL reads (first three bands averaged, percentile-stretched).
+
+    Raises:
+        ValueError: not a readable raster, or too large (names the file).
+    """
+    import rasterio
+
+    try:
+        ds = rasterio.open(path)
     except Exception as err:  # rasterio raises its own error types
-        raise ValueError(f"{path}: not a readable image ({err})") from err
+        raise ValueError(f"{path}: not a readable image ({_cause(err)})") from err
+    with ds:
+        _check_pixels(path, ds.width, ds.height)
+        try:
+            data = ds.read(list(range(1, min(ds.count, 3) + 1))).astype(np.float32)
+        except Exception as err:
+            raise ValueError(f"{path}: not a readable image ({_cause(err)})") from err
     grey = data.mean(0)
+    grey[~np.isfinite(grey)] = 0  # NaN or infinite no-data counts as no-data (0)
     valid = grey[grey > 0]
     lo, hi = np.percentile(valid, [2, 98]) if valid.size else (0.0, 1.0)
     return (np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+
+def _cause(err: BaseException) -> str:
+    """The message of ``err``, or of the error it wraps when it only points there.
+
+    rasterio's ``Read failed. See previous exception for details.`` wraps GDAL's own message
+    (e.g. which block of a truncated TIFF failed), which a one-line error would otherwise lose.
+    """
+    while "previous exception" in str(err):
+        inner = err.__cause__ or err.__context__
+        if inner is None:
+            break
+        err = inner
+    return str(err)
+
+
+def matcher_size(shape: Sequence[int], resize: int | None) -> tuple[int, int]:
+    """``(height, width)`` of an image of ``shape`` once a matcher resized its longest side.
+
+    The same rounding as :func:`geolab.match.matchers.resize_longest`, without resizing.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if resize is None or max(h, w) == resize:
+        return h, w
+    factor = resize / max(h, w)
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def too_small(
+    img0: np.ndarray,
+    img1: np.ndarray,
+    resize: int | None = None,
+    names: Sequence[str] = ("image 0", "image 1"),
+) -> str | None:
+    """Why two images are too small to match (see :data:`MIN_SIDE`), or None when they are not.
+
+    Args:
+        img0: the first image, ``(H, W)`` or ``(H, W, C)``.
+        img1: the second image.
+        resize: the longest side the matcher resizes images to (None: as given).
+        names: what to call the two images in the reason.
+    """
+    for name, img in zip(names, (img0, img1), strict=True):
+        h, w = img.shape[:2]
+        seen_h, seen_w = matcher_size((h, w), resize)
+        if min(seen_h, seen_w) < MIN_SIDE:
+            resized = "" if (seen_h, seen_w) == (h, w) else f" (resized to {seen_w}x{seen_h} px)"
+            return (
+                f"{name} too small to match: {w}x{h} px{resized}; the matchers need both sides "
+                f"of at least {MIN_SIDE} px"
+            )
+    return None
 
 
 def eolearn_scenes(path: str | Path, upscale: int = 4) -> list[np.ndarray]:

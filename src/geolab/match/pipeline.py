@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from geolab.match.data import (
     make_pair,
     nodata_mask,
     read_grey,
+    too_small,
 )
 from geolab.match.evaluate import RobustParams, RotationSearch, rotate_pair, score_pair
 from geolab.match.matchers import MatcherUnavailable, build_matcher, matcher_kwargs
@@ -153,13 +155,51 @@ def run_benchmark(
     """Score every matcher on every pair (with a warm-up call first, not timed)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for name, matcher in matchers.items():
-        if pairs:
-            matcher(pairs[0]["image0"], pairs[0]["image1"])  # warm-up: model build, allocations
+        warm = next((x for x in pairs if _too_small(matcher, x) is None), None)
+        if warm is not None:
+            matcher(warm["image0"], warm["image1"])  # warm-up: model build, allocations
         rows = []
         for pair in tqdm(pairs, desc=name, leave=False):
-            rows.append({"id": pair["id"], **score_pair(matcher, pair, robust)})
+            rows.append({"id": pair["id"], **score_or_unsolved(matcher, pair, robust)})
         out[name] = rows
     return out
+
+
+def score_or_unsolved(
+    matcher: Callable[[np.ndarray, np.ndarray], dict[str, Any]],
+    pair: Mapping[str, Any],
+    robust: RobustParams,
+) -> dict[str, Any]:
+    """:func:`score_pair`, or an unsolved row when the pair is too small for the matcher.
+
+    A pair with a side under :data:`~geolab.match.data.MIN_SIDE` (after the matcher's
+    ``resize``) is not matched (DISK fails on it); its row has no matches, an infinite corner
+    error, and the reason as ``status``.
+    """
+    reason = _too_small(matcher, pair)
+    return score_pair(matcher, pair, robust) if reason is None else unsolved_row(reason)
+
+
+def unsolved_row(reason: str) -> dict[str, Any]:
+    """The :func:`score_pair` keys of a pair that was not matched, ``status`` saying why."""
+    return {
+        "status": reason,
+        "matches": 0,
+        "inliers": 0,
+        "inlier_ratio": 0.0,
+        "corner_error": math.inf,
+        "corner_error_max": math.inf,
+        "ms": 0.0,
+        "kpts0": np.zeros((0, 2), np.float32),
+        "kpts1": np.zeros((0, 2), np.float32),
+        "inlier_mask": np.zeros(0, bool),
+    }
+
+
+def _too_small(matcher: Callable, pair: Mapping[str, Any]) -> str | None:
+    """Why ``pair`` is too small for ``matcher`` (or the matcher a RotationSearch wraps)."""
+    inner = getattr(matcher, "matcher", matcher)
+    return too_small(pair["image0"], pair["image1"], getattr(inner, "resize", None))
 
 
 def sweep_choice(
@@ -195,6 +235,6 @@ def rotation_sweep(
     for angle in tqdm(angles, desc="rotation sweep", leave=False):
         rotated = rotate_pair(pair, angle)
         for name, matcher in runs.items():
-            r = score_pair(matcher, rotated, robust)
+            r = score_or_unsolved(matcher, rotated, robust)
             out[name][angle] = {k: r[k] for k in ("corner_error", "inliers", "matches", "ms")}
     return out
