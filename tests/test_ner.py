@@ -304,6 +304,11 @@ def test_train_evaluate_predict_stages(tmp_path, run_stage, tiny_model_dir, caps
     bad.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(SystemExit, match="not UTF-8"):
         ner_main(["predict", "--file", str(bad), "--model", str(model)])
+    one = tmp_path / "one.txt"
+    one.write_text("We climbed K2 .\n", encoding="utf-8")
+    capsys.readouterr()
+    assert ner_main(["predict", "--file", str(one), "--highlight", "--model", str(model)]) == 0
+    assert capsys.readouterr().out.endswith(".\n")  # the file's own newline, no blank line
     # bad input: one clear line, before any output
     with pytest.raises(SystemExit, match="is a directory; give a text file"):
         ner_main(["predict", "--file", str(tmp_path), "--model", str(model)])

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [tagger(t) for t in texts]
     for t, groups in zip(texts, results, strict=True):
         if args.highlight:
-            print(highlight_terminal(t, groups))
+            print(highlight_terminal(t, groups), end="" if t.endswith("\n") else "\n")
         elif args.jsonl:
             print(json.dumps(groups))  # ASCII: no raw U+2028 that would split a line
     if not args.highlight and not args.jsonl:
