@@ -17,6 +17,11 @@ variant its difference from the baseline (``params.yaml`` as it is) in the study
 (ner F1, seg mIoU-5), seed by seed, with the mean difference and its range. A change is worth
 believing when the differences agree in sign across seeds, not when one run moves.
 
+Every run's params (each configuration, with each fold's tiles) are validated before the first
+run: a bad ``--variant`` setting, or a ``--folds`` tile that is a test tile, stops the script at
+once, naming it; so does an ``--out`` that cannot be written. The default ``--work`` folder is a
+temporary one, printed at the start: pass it as ``--work`` to reuse its finished runs.
+
 Example: ``--study ner --variant n3000 ner.n_sentences=3000 --variant ep5 ner.epochs=5`` runs
 three configurations on every seed; ``--out`` defaults to
 ``benchmarks/results/<study>_seeds.json``.
@@ -47,8 +52,8 @@ from typing import Any
 
 import yaml
 
-from geolab.common.io import read_json, write_json
-from geolab.common.params import load_params
+from geolab.common.io import OutputPathError, check_output_path, read_json, write_json
+from geolab.common.params import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,6 +211,33 @@ def overridden(params: dict[str, Any], sets: list[str], seed: int) -> dict[str, 
     return out
 
 
+def check_configs(
+    params: dict[str, Any], configs: dict[str, list[str]], reps: list[Replicate], source: Path
+) -> None:
+    """Validate every run's params (each configuration on each replicate) before the first run.
+
+    Each is written and loaded as :func:`run_chain` does, so what would stop a run after the
+    earlier ones have taken their hours stops the benchmark at once.
+
+    Raises:
+        SystemExit: a run's params are invalid; the message names the variant and its settings
+            (the baseline: ``source``), the fold, and the key.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        for name, sets in configs.items():
+            for rep in reps:
+                run_params = overridden(params, [*sets, *rep.sets], rep.seed)
+                path.write_text(yaml.safe_dump(run_params, sort_keys=False))
+                try:
+                    load_params(path)
+                except ParamsError as err:
+                    what = " ".join(["--variant", name, *sets]) if sets else str(source)
+                    if rep.sets:
+                        what += f" in fold {rep.label} ({' '.join(rep.sets)})"
+                    raise SystemExit(f"{what}: {str(err).removeprefix(f'{path}: ')}") from None
+
+
 def run_chain(
     study: Study, params: dict[str, Any], work: Path, log, dvc_yaml: Path = ROOT / "dvc.yaml"
 ) -> tuple[dict, float]:
@@ -314,6 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     study = STUDIES[args.study]
     mode = "folds" if args.folds else "seeds"
     out_path = args.out or ROOT / f"benchmarks/results/{args.study}_{mode}.json"
+    try:
+        check_output_path(out_path)
+    except OutputPathError as err:
+        p.error(f"--out: {err}")
     params = yaml.safe_load(Path(args.params).read_text())
     seeds = args.seeds or ([params["base"]["seed"]] if args.folds else [1, 2, 3])
     if len(set(seeds)) != len(seeds) or (args.folds and len(seeds) != 1):
@@ -328,12 +364,22 @@ def main(argv: list[str] | None = None) -> None:
         configs[name] = sets
     if not configs:
         p.error("nothing to run: --no-baseline needs at least one --variant")
-    for sets in configs.values():  # every override checked before the first (long) run
+    if args.folds:  # a test tile must not become a fold's training or validation tile
+        section = study.folds[0].partition(".")[0]
+        tested = set(args.folds) & set((params.get(section) or {}).get("test_tiles") or [])
+        if tested:
+            p.error(f"--folds: tile {min(tested)} is in {section}.test_tiles of {args.params}")
+    for sets in configs.values():
         if args.folds and any(x.startswith(study.folds) for x in sets):
             p.error(f"--variant: {' '.join(sets)} sets the tiles that --folds sets")
-        overridden(params, [*sets, *reps[0].sets], reps[0].seed)
+    check_configs(params, configs, reps, args.params)  # before the first (long) run
     work = args.work or Path(tempfile.mkdtemp(prefix=f"{args.study}_seeds_"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.work is None:
+        print(
+            f"scratch folder {work}: rerun with --work {work} to reuse its finished runs",
+            flush=True,
+        )
     runs: dict[str, dict[int, dict]] = {name: {} for name in configs}
     seconds: dict[str, list[float]] = {name: [] for name in configs}
     with open(work / "log.txt", "a") as log:

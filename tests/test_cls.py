@@ -164,3 +164,35 @@ def test_stage_with_a_wrong_key_exits_naming_it(tmp_path, run_stage, caplog):
         run_stage("cls_prepare", *args, "--stats", tmp_path / "s.json")
     assert exc.value.code == 2
     assert "cls.lrr: unknown key" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        ({"model": "simple_cnnn"}, "model: unknown cls model 'simple_cnnn'; valid: simple_cnn"),
+        ({"test_tiles": []}, "test_tiles: must name at least one tile"),
+        ({"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+        ({"epochs": -3}, "epochs: must be >= 1, got -3"),
+        ({"label_smoothing": 1.0}, "label_smoothing: must be in [0, 1), got 1.0"),
+    ],
+)
+def test_cls_params_name_the_bad_key(tmp_path, cls, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"cls": cls}))
+    with pytest.raises(ParamsError) as err:
+        load_section("cls", path)
+    assert str(err.value) == f"{path}: cls: {message}"
+
+
+def test_cls_monitors_are_what_training_logs():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from geolab.cls.config import ClsParams
+    from geolab.cls.train import make_evaluate, make_step
+
+    x, y = torch.zeros(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    model = MODELS.build("simple_cnn", num_classes=5, width=2, depth=1).eval()
+    val = make_evaluate(DataLoader(TensorDataset(x, y)), torch.device("cpu"))(model)
+    train = make_step(0.0)(model, (x, y))
+    expected = {f"val/{k}" for k in val} | {f"train/{k}" for k in train}
+    assert set(ClsParams.MONITORS) == expected

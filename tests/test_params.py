@@ -127,10 +127,10 @@ def test_yaml12_floats(tmp_path):
 
 def test_dvc_exp_run_style_float_loads_into_schema(tmp_path):
     # what `dvc exp run -S cls.lr=1e-3` writes
-    path = write(tmp_path, "cls:\n  lr: 1e-3\n  weight_decay: -2.5E+4\n")
+    path = write(tmp_path, "cls:\n  lr: 1e-3\n  weight_decay: +2.5E+4\n")
     cls = load_section("cls", path)
     assert cls.lr == pytest.approx(1e-3)
-    assert cls.weight_decay == -25000.0
+    assert cls.weight_decay == 25000.0
 
 
 def test_string_that_looks_numeric_is_rejected_for_float(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import runpy
 import shlex
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,90 @@ def test_summary_leaves_out_a_class_absent_from_a_run(bench):
     assert s["per_fold"][1]["iou_unlabeled"] is None
     none = bench["summary"]({1: {"val": {"x": None}}})["val"]["x"]
     assert none == {"mean": None, "sd": None}
+
+
+def _no_run(*args, **kwargs):
+    raise AssertionError("a run started")
+
+
+def _seg_tiles():
+    seg = yaml.safe_load((ROOT / "params.yaml").read_text())["seg"]
+    return seg["val_tiles"][0], seg["test_tiles"][0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--variant", "a", "seg.lr="], "--variant a seg.lr=: seg.lr: expected float, got None"),
+        (
+            ["--variant", "a", "seg.lr=fast"],
+            "--variant a seg.lr=fast: seg.lr: expected float, got str 'fast'",
+        ),
+        (
+            ["--variant", "ok", "seg.lr=0.001", "--variant", "a", "seg.model=unet3"],
+            "--variant a seg.model=unet3: seg: model: unknown seg model 'unet3'",
+        ),
+        (
+            ["--variant", "a", "seg.epochs=0", "seg.lr=0.01"],
+            "--variant a seg.epochs=0 seg.lr=0.01: seg: epochs: must be >= 1, got 0",
+        ),
+        (
+            ["--variant", "a", f"seg.test_tiles=[{_seg_tiles()[0]}]"],
+            f"--variant a seg.test_tiles=[{_seg_tiles()[0]}]: seg: train_tiles, val_tiles and "
+            "test_tiles must not overlap",
+        ),
+        (
+            ["--folds", "1", "3", "--variant", "v", "seg.lr=-1"],
+            "--variant v seg.lr=-1 in fold 1 (seg.train_tiles=[3] seg.val_tiles=[1]): "
+            "seg: lr: must be a finite number > 0, got -1.0",
+        ),
+        (
+            ["--folds", "1", str(_seg_tiles()[1])],
+            f"--folds: tile {_seg_tiles()[1]} is in seg.test_tiles of",
+        ),
+    ],
+)
+def test_bad_variants_stop_before_any_run(bench, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.setitem(bench["main"].__globals__, "run_chain", _no_run)
+    with pytest.raises(SystemExit) as err:
+        bench["main"](["--study", "seg", *argv, "--work", str(tmp_path / "w")])
+    assert message in str(err.value) + capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_bad_baseline_and_out_stop_before_any_run(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(bench["main"].__globals__, "run_chain", _no_run)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seg"]["monitor"] = "val/mIoU"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    work = ["--work", str(tmp_path / "w")]
+    with pytest.raises(SystemExit, match=f"^{bad}: seg: monitor: 'val/mIoU' is not a metric"):
+        bench["main"](["--study", "seg", "--params", str(bad), *work])
+    for out in (tmp_path, bad / "out.json"):
+        with pytest.raises(SystemExit):
+            bench["main"](["--study", "seg", "--out", str(out), *work])
+        assert f"--out: {out}: " in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_valid_variants_run_and_the_temporary_work_folder_is_printed(
+    bench, tmp_path, monkeypatch, capsys
+):
+    calls = []
+
+    def fake_run(study, params, work, log, dvc_yaml=None):
+        calls.append((work.relative_to(tmp_path).parts[1:], params["seg"]["lr"]))
+        return {"test": {"miou_5": 0.5}}, 1.0
+
+    monkeypatch.setitem(bench["main"].__globals__, "run_chain", fake_run)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = tmp_path / "out.json"
+    argv = ["--study", "seg", "--seeds", "1", "--variant", "small", "seg.lr=1e-3"]
+    bench["main"]([*argv, "--out", str(out)])
+    printed = capsys.readouterr().out.splitlines()[0]
+    work = next(tmp_path.glob("seg_seeds_*"))
+    assert printed == f"scratch folder {work}: rerun with --work {work} to reuse its finished runs"
+    base_lr = yaml.safe_load((ROOT / "params.yaml").read_text())["seg"]["lr"]
+    assert calls == [(("baseline", "1"), base_lr), (("small", "1"), "1e-3")]
+    assert out.exists()

@@ -107,3 +107,64 @@ def test_infer_scales_are_checked(tmp_path, scales):
     path.write_text(yaml.safe_dump({"seg": {"infer_scales": scales}}))
     with pytest.raises(ParamsError, match="infer_scales"):
         load_section("seg", path)
+
+
+@pytest.mark.parametrize(
+    "seg, message",
+    [
+        ({"patch_size": 100000}, "patch_size: must be in 16..1024, got 100000"),
+        ({"patch_size": 8, "stride": 8}, "patch_size: must be in 16..1024, got 8"),
+        (
+            {"model": "unet", "model_kwargs": {"depth": 3}, "patch_size": 100, "stride": 50},
+            "patch_size: must be a multiple of 8 for model unet of depth 3, got 100",
+        ),
+        ({"model": "unet3"}, "model: unknown seg model 'unet3'; valid: unet, unet_pretrained"),
+        ({"test_tiles": []}, "test_tiles: must name at least one tile"),
+        ({"train_tiles": []}, "train_tiles: must name at least one tile"),
+        ({"val_tiles": []}, "val_tiles: must name at least one tile"),
+        (
+            {"monitor": "val/mIoU"},
+            "monitor: 'val/mIoU' is not a metric of this study; "
+            "valid: val/miou, val/pixel_accuracy, val/loss, train/loss",
+        ),
+        ({"jitter": -1}, "jitter: must be >= 0, got -1.0"),
+        ({"focal_gamma": -2}, "focal_gamma: must be >= 0, got -2.0"),
+        ({"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+        ({"scale": 0.0}, "scale must be in (0, 1], got 0.0"),
+    ],
+)
+def test_seg_params_name_the_bad_key(tmp_path, seg, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seg": seg}))
+    with pytest.raises(ParamsError) as err:
+        load_section("seg", path)
+    assert str(err.value) == f"{path}: seg: {message}"
+
+
+@pytest.mark.parametrize(
+    "seg",
+    [
+        {"patch_size": 1024, "stride": 512},
+        {"patch_size": 100, "stride": 50},  # unet_pretrained takes any side
+        {"model": "unet", "model_kwargs": {"depth": 2}, "patch_size": 20, "stride": 20},
+        {"scale": 1.0, "jitter": 0.0, "focal_gamma": 0.0},
+    ],
+)
+def test_seg_params_accept_valid_edges(tmp_path, seg):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seg": seg}))
+    assert load_section("seg", path).patch_size == seg.get("patch_size", 256)
+
+
+def test_seg_monitors_are_what_training_logs():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from geolab.seg.config import SegParams
+    from geolab.seg.train import make_evaluate
+
+    x, y = torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long)
+    loss_fn = make_loss(["ce"], None, 2.0)
+    model = MODELS.build("unet", num_classes=6, width=2, depth=2).eval()
+    with torch.no_grad():
+        val = make_evaluate(DataLoader(TensorDataset(x, y)), loss_fn, torch.device("cpu"))(model)
+    assert set(SegParams.MONITORS) == {f"val/{k}" for k in val} | {"train/loss"}

@@ -604,3 +604,123 @@ def test_to_device_nested():
     assert t.device.type == "cpu"  # the input is not modified
     same = to_device(batch, torch.device("cpu"))
     assert same["a"][0] is t
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("epochs", 0),
+        ("lr", 0.0),
+        ("lr", -0.1),
+        ("lr", math.nan),
+        ("lr", math.inf),
+        ("weight_decay", -0.1),
+        ("weight_decay", math.inf),
+        ("grad_clip", -1.0),
+        ("grad_clip", math.nan),
+        ("patience", -1),
+        ("warmup_steps", -5),
+        ("restart_epochs", 0),
+        ("plateau_factor", 0.0),
+        ("plateau_factor", 1.0),
+        ("plateau_factor", 2.0),
+        ("plateau_patience", -1),
+        ("min_delta", -0.1),
+        ("ema", 1.0),
+        ("ema", -0.5),
+        ("mode", "up"),
+        ("monitor", "miou"),
+        ("monitor", "val/"),
+        ("monitor", "test/miou"),
+    ],
+)
+def test_train_config_rejects_out_of_range_values_naming_the_key(key, value):
+    with pytest.raises(ValueError, match=f"^{key}: "):
+        TrainConfig(**{key: value}).validate()
+
+
+@pytest.mark.parametrize("mult", [-1.0, math.nan, math.inf])
+def test_train_config_rejects_bad_lr_multipliers(mult):
+    with pytest.raises(ValueError, match=r"^lr_mult\.encoder: must be a finite number >= 0"):
+        TrainConfig(lr_mult={"decoder": 2.0, "encoder": mult}).validate()
+
+
+def test_train_config_accepts_the_edges_that_mean_off():
+    # grad_clip 0 (no clipping), patience 0 (no early stopping), ema 0 (off), a frozen prefix
+    TrainConfig(
+        grad_clip=0.0, patience=0, ema=0.0, warmup_steps=0, lr_mult={"encoder": 0.0}
+    ).validate()
+    TrainConfig(monitor="train/loss").validate()
+    TrainConfig(monitor="val/km/blend", mode="max").validate()
+
+
+def test_fit_refuses_a_bad_config_before_any_work(tmp_path):
+    ckpt = make_ckpt(tmp_path)
+    with pytest.raises(ValueError, match="^epochs: must be >= 1, got 0"):
+        fit(new_model(), loader(), make_cfg(epochs=0), ce_step, ckpt)
+    assert not ckpt.path.exists() and not ckpt.resume_path.exists()
+
+
+STUDY_SECTIONS = ["cls", "seg", "ner", "geoloc"]
+
+
+@pytest.mark.parametrize("section", STUDY_SECTIONS)
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("epochs", -3, "epochs: must be >= 1, got -3"),
+        ("lr", 0, "lr: must be a finite number > 0, got 0.0"),
+        ("lr", ".nan", "lr: must be a finite number > 0, got nan"),
+        ("weight_decay", -0.1, "weight_decay: must be a finite number >= 0"),
+        ("plateau_factor", 2.0, "plateau_factor: must be in (0, 1), got 2.0"),
+        ("ema", 1.0, "ema: must be in [0, 1)"),
+        ("lr_mult", "{encoder: -1}", "lr_mult.encoder: must be a finite number >= 0"),
+        ("monitor", "val/mIoU", "monitor: 'val/mIoU' is not a metric of this study; valid: "),
+        ("batch_size", 0, "batch_size: must be >= 1, got 0"),
+    ],
+)
+def test_loader_names_file_section_and_key_of_a_bad_training_value(
+    tmp_path, section, key, value, message
+):
+    from geolab.common.params import ParamsError, load_section
+
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{section}:\n  {key}: {value}\n")
+    with pytest.raises(ParamsError) as err:
+        load_section(section, path)
+    assert str(err.value).startswith(f"{path}: {section}: {message}")
+
+
+@pytest.mark.parametrize("section", ["cls", "ner"])
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_label_smoothing_is_checked(tmp_path, section, value):
+    from geolab.common.params import ParamsError, load_section
+
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{section}:\n  label_smoothing: {value}\n")
+    with pytest.raises(ParamsError, match=r"label_smoothing: must be in \[0, 1\)"):
+        load_section(section, path)
+
+
+@pytest.mark.parametrize("section", STUDY_SECTIONS)
+def test_every_study_monitor_is_valid_for_its_own_default(tmp_path, section):
+    from geolab.common.params import load_section, schema_for
+
+    schema = schema_for(section)
+    assert schema.MONITORS and all(m.startswith(("val/", "train/")) for m in schema.MONITORS)
+    for monitor in schema.MONITORS:
+        path = tmp_path / "params.yaml"
+        path.write_text(f"{section}:\n  monitor: {monitor}\n")
+        assert load_section(section, path).monitor == monitor
+
+
+def test_ner_and_geoloc_monitors_match_what_their_evaluate_returns():
+    from geolab.geoloc.config import GeolocParams
+    from geolab.geoloc.train import PREDICTORS
+    from geolab.ner.config import NerParams
+    from geolab.ner.train import entity_scores
+
+    ner_val = {f"val/{k}" for k in ["loss", *entity_scores([["O"]], [["O"]])]}
+    assert {m for m in NerParams.MONITORS if m.startswith("val/")} == ner_val
+    geoloc_km = {m for m in GeolocParams.MONITORS if m.startswith("val/km/")}
+    assert geoloc_km == {f"val/km/{p}" for p in PREDICTORS}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from geolab.common.train import TrainConfig
 from geolab.datasets.dubai import check_disjoint_tiles
@@ -39,8 +39,22 @@ class ClsParams(TrainConfig):
     model: str = "simple_cnn"
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    #: ``make_evaluate`` and ``make_step`` of :mod:`geolab.cls.train` return these.
+    MONITORS: ClassVar[tuple[str, ...]] = (
+        "val/accuracy",
+        "val/loss",
+        "train/accuracy",
+        "train/loss",
+    )
+
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
+        from geolab.cls.models import MODELS
+
+        super().validate()
+        for key in ("train_tiles", "val_tiles", "test_tiles"):
+            if not getattr(self, key):
+                raise ValueError(f"{key}: must name at least one tile")
         check_disjoint_tiles(
             {"train": self.train_tiles, "val": self.val_tiles, "test": self.test_tiles}
         )
@@ -48,3 +62,11 @@ class ClsParams(TrainConfig):
             raise ValueError(f"purity must be in (0, 1], got {self.purity}")
         if self.stride <= 0 or self.patch_size <= 0 or self.resize <= 0:
             raise ValueError("patch_size, stride and resize must be positive")
+        if self.model not in MODELS:
+            raise ValueError(
+                f"model: unknown cls model {self.model!r}; valid: {', '.join(MODELS.names())}"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")

@@ -23,7 +23,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -95,6 +95,54 @@ class TrainConfig:
     channels_last: bool = False
     lr_mult: dict[str, float] = dataclasses.field(default_factory=dict)
     ema: float = 0.0
+
+    #: The names ``monitor`` may take in a study: ``val/<key>`` of what its evaluate function
+    #: returns, ``train/<key>`` of what its step returns (``fit`` also logs ``lr``). Empty:
+    #: only the form ``val/<name>`` or ``train/<name>`` is checked.
+    MONITORS: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self) -> None:
+        """Check the loop's values (the params loader and :func:`fit` call it).
+
+        Raises:
+            ValueError: a value out of its range, or a ``monitor`` the study does not log; the
+                message starts with the key.
+        """
+        for key, low in [
+            ("epochs", 1),
+            ("restart_epochs", 1),
+            ("warmup_steps", 0),
+            ("patience", 0),
+            ("plateau_patience", 0),
+        ]:
+            if getattr(self, key) < low:
+                raise ValueError(f"{key}: must be >= {low}, got {getattr(self, key)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: must be a finite number > 0, got {self.lr}")
+        for key in ("weight_decay", "min_delta"):
+            if not (getattr(self, key) >= 0 and math.isfinite(getattr(self, key))):
+                raise ValueError(f"{key}: must be a finite number >= 0, got {getattr(self, key)}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip: must be >= 0 (0: no clipping), got {self.grad_clip}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor: must be in (0, 1), got {self.plateau_factor}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema: must be in [0, 1) (0: off), got {self.ema}")
+        for prefix, mult in self.lr_mult.items():
+            if not (mult >= 0 and math.isfinite(mult)):
+                raise ValueError(f"lr_mult.{prefix}: must be a finite number >= 0, got {mult}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode: expected 'min' or 'max', got {self.mode!r}")
+        split, _, name = self.monitor.partition("/")
+        if self.monitor != "lr" and not (split in ("val", "train") and name):
+            raise ValueError(
+                f"monitor: expected val/<metric> or train/<metric>, got {self.monitor!r}"
+            )
+        if self.MONITORS and self.monitor not in (*self.MONITORS, "lr"):
+            raise ValueError(
+                f"monitor: {self.monitor!r} is not a metric of this study; "
+                f"valid: {', '.join(self.MONITORS)}"
+            )
 
     @classmethod
     def from_params(cls, params: Any) -> TrainConfig:
@@ -365,7 +413,12 @@ def fit(
     Returns:
         The best epoch and value of ``cfg.monitor``, epochs run, whether it stopped early, and
         the per-epoch history.
+
+    Raises:
+        ValueError: a value of ``cfg`` out of its range (:meth:`TrainConfig.validate`), before
+            any work.
     """
+    cfg.validate()
     device = torch.device(device)
     model.to(device)
     if cfg.channels_last:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from geolab.common.train import TrainConfig
 
@@ -172,16 +172,33 @@ class GeolocParams(TrainConfig):
     monitor: str = "val/mean_km"
     mode: Literal["min", "max"] = "min"
 
+    #: ``make_evaluate`` and ``make_step`` of :mod:`geolab.geoloc.train` return these (one
+    #: ``val/km/<predictor>`` per predictor of ``geolab.geoloc.train.PREDICTORS``).
+    MONITORS: ClassVar[tuple[str, ...]] = (
+        "val/mean_km",
+        *(f"val/km/cells_{kind}" for kind in CENTROID_KINDS),
+        "val/km/regression",
+        "val/km/blend",
+        "val/cell_accuracy",
+        "val/reg_mse",
+        "train/loss",
+        "train/ce",
+        "train/mse",
+    )
+
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
+        super().validate()
         if not (0 < self.val_frac < 1 and 0 < self.test_frac < 1):
             raise ValueError("val_frac and test_frac must be in (0, 1)")
         if self.val_frac + self.test_frac >= 0.9:
             raise ValueError("val_frac + test_frac must leave at least 10 % for training")
         if not 0 < self.dataset_frac <= 1:
             raise ValueError(f"dataset_frac: must be in (0, 1], got {self.dataset_frac}")
-        if self.image_size < 16 or self.batch_size < 1:
-            raise ValueError("image_size must be >= 16 and batch_size >= 1")
+        if self.image_size < 16:
+            raise ValueError(f"image_size: must be >= 16, got {self.image_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.label_smoothing_km < 0 or self.reg_weight < 0 or self.freeze_epochs < 0:
             raise ValueError("label_smoothing_km, reg_weight and freeze_epochs must be >= 0")
         if self.weights == "offline" and self.backbone != "efficientnet_lite0":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from geolab.common.train import TrainConfig
 
@@ -65,8 +65,18 @@ class NerParams(TrainConfig):
     cased_names: bool = True
     worst_errors: int = 20
 
+    #: ``make_evaluate`` and ``make_step`` of :mod:`geolab.ner.train` return these.
+    MONITORS: ClassVar[tuple[str, ...]] = (
+        "val/f1",
+        "val/precision",
+        "val/recall",
+        "val/loss",
+        "train/loss",
+    )
+
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
+        super().validate()
         if not 0 <= self.negative_frac < 1:
             raise ValueError(f"negative_frac must be in [0, 1), got {self.negative_frac}")
         if not 0 <= self.join_frac <= 1:
@@ -75,3 +85,7 @@ class NerParams(TrainConfig):
             raise ValueError("val_frac and test_frac must be > 0 with val_frac + test_frac < 1")
         if not 0 < self.window_stride <= self.window_words:
             raise ValueError("window_stride must be in (0, window_words]")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from geolab.common.train import TrainConfig
 from geolab.datasets.dubai import check_disjoint_tiles
+
+#: Largest ``patch_size``: tiles shorter than a patch are padded up to it, and every patch is
+#: held in memory.
+MAX_PATCH_SIZE = 1024
 
 
 @dataclasses.dataclass
@@ -15,7 +19,8 @@ class SegParams(TrainConfig):
 
     Attributes:
         scale: factor the tiles are resized by before cutting (0.5 halves each side).
-        patch_size: side of the square training patches, in pixels after scaling.
+        patch_size: side of the square training patches, in pixels after scaling: 16 to
+            :data:`MAX_PATCH_SIZE` (``unet``: a multiple of ``2**depth``).
         stride: step between patches; patches also end flush with the right and bottom edges.
         train_tiles: Dubai tiles used for training (split by tile: neighbouring patches never
             cross splits).
@@ -53,11 +58,42 @@ class SegParams(TrainConfig):
     batch_size: int = 8
     tta: bool = False
 
+    #: ``make_evaluate`` and the step of :mod:`geolab.seg.train` return these.
+    MONITORS: ClassVar[tuple[str, ...]] = (
+        "val/miou",
+        "val/pixel_accuracy",
+        "val/loss",
+        "train/loss",
+    )
+
     def validate(self) -> None:
         """Cross-key checks (called by the params loader)."""
+        from geolab.seg.models import MODELS
+
+        super().validate()
+        for key in ("train_tiles", "val_tiles", "test_tiles"):
+            if not getattr(self, key):
+                raise ValueError(f"{key}: must name at least one tile")
         check_disjoint_tiles(
             {"train": self.train_tiles, "val": self.val_tiles, "test": self.test_tiles}
         )
+        if self.model not in MODELS:
+            raise ValueError(
+                f"model: unknown seg model {self.model!r}; valid: {', '.join(MODELS.names())}"
+            )
+        if not 16 <= self.patch_size <= MAX_PATCH_SIZE:
+            raise ValueError(f"patch_size: must be in 16..{MAX_PATCH_SIZE}, got {self.patch_size}")
+        depth = self.model_kwargs.get("depth", 4)  # unet's forward refuses other sides
+        if self.model == "unet" and depth in range(32) and self.patch_size % 2**depth:
+            raise ValueError(
+                f"patch_size: must be a multiple of {2**depth} for model unet of depth {depth}, "
+                f"got {self.patch_size}"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        for key in ("jitter", "focal_gamma"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if not 0 < self.scale <= 1:
             raise ValueError(f"scale must be in (0, 1], got {self.scale}")
         if not 0 < self.stride <= self.patch_size:
