@@ -167,7 +167,8 @@ def test_lookup_keys() -> None:
     assert lookup(data, "test.accuracy") == (True, 0.9)
     assert lookup(data, "f1.macro") == (True, 0.5)
     assert lookup(data, "test/missing") == (False, None)
-    assert lookup(data, "lst") == (False, None)
+    assert lookup(data, "lst") == (True, [1, 2])  # found, then reported as not a number
+    assert lookup(data, "test") == (True, {"accuracy": 0.9})
 
 
 def test_judge_boundaries() -> None:
@@ -178,6 +179,10 @@ def test_judge_boundaries() -> None:
     assert judge(m, 0.5, None) == "ok (no base)"
     assert judge(_metric("k", "min", floor=1.0), 2.0, None).startswith("FAIL: above ceiling")
     assert judge(m, math.nan, 0.9).startswith("FAIL")
+    assert judge(m, math.inf, 0.9) == "FAIL: value is inf (not a finite number)"
+    assert (
+        judge(_metric("k", "min"), -math.inf, None) == "FAIL: value is -inf (not a finite number)"
+    )
 
 
 def test_params_schema() -> None:
@@ -192,3 +197,82 @@ def test_params_schema() -> None:
     with pytest.raises(ParamsError, match="tolerance"):
         bad = {"file": "m", "key": "a", "direction": "max", "tolerance": -1}
         from_dict(GateParams, {"metrics": [bad]}, "gate")
+
+
+def test_bad_workspace_values_fail_with_a_reason(repo: Path) -> None:
+    (repo / "metrics/eval.json").write_text(
+        '{"test": {"accuracy": Infinity, "loss": -Infinity}, "f1": 0.7}', encoding="utf-8"
+    )
+    (repo / "metrics/dir.json").mkdir()
+    params = GateParams(
+        rev="base",
+        metrics=[
+            _metric("test/accuracy", name="inf"),
+            _metric("test/loss", "min", name="-inf"),
+            _metric("test", name="mapping"),
+            _metric("a", file="metrics/dir.json", name="dir"),
+        ],
+    )
+    rows = _by_name(evaluate_gate(params, None, repo))
+    assert rows["inf"].status == "FAIL: value is inf (not a finite number)"
+    assert rows["-inf"].status == "FAIL: value is -inf (not a finite number)"
+    assert rows["mapping"].status == (
+        "FAIL: not a number ('test' in metrics/eval.json is a mapping (keys accuracy, loss); "
+        "give the full key)"
+    )
+    assert rows["dir"].status == "FAIL: unreadable (metrics/dir.json: is a directory)"
+    assert format_table(list(rows.values())).splitlines()[-1] == "gate: 0 ok, 4 FAILED"
+
+
+def test_unusable_base_value_is_named_in_the_status(repo: Path) -> None:
+    """A base that cannot be read does not fail the gate, but the row says it was not compared."""
+    (repo / "metrics/eval.json").write_text("{not json", encoding="utf-8")
+    _write_json(repo / "undeclared.json", {"score": "high"})
+    git(repo, "commit", "-qam", "broken")
+    _write_json(repo / "metrics/eval.json", {"test": {"accuracy": 0.5}})
+    _write_json(repo / "undeclared.json", {"score": 1})
+    params = GateParams(
+        rev="HEAD",
+        metrics=[
+            _metric("test/accuracy", tolerance=0.01, name="acc"),
+            _metric("score", file="undeclared.json", tolerance=0.01, name="score"),
+        ],
+    )
+    rows = _by_name(evaluate_gate(params, None, repo))
+    assert not rows["acc"].failed and rows["acc"].base is None
+    assert rows["acc"].status.startswith("ok (base unreadable: metrics/eval.json at HEAD: ")
+    assert rows["score"].status == "ok (base unreadable: 'score' at HEAD is 'high')"
+    table = format_table(list(rows.values()))
+    assert "base unreadable" in table and table.splitlines()[-1] == "gate: 2 ok, 0 FAILED"
+    # a base that is not finite is named the same way
+    (repo / "metrics/eval.json").write_text('{"test": {"accuracy": NaN}}', encoding="utf-8")
+    git(repo, "commit", "-qam", "nan")
+    _write_json(repo / "metrics/eval.json", {"test": {"accuracy": 0.5}})
+    (row,) = evaluate_gate(
+        GateParams(metrics=[_metric("test/accuracy", tolerance=0.0)]), None, repo
+    )
+    assert row.status == "ok (base unreadable: 'test/accuracy' at HEAD is nan)"
+
+
+def test_gate_main_bad_json_path_and_repo(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(repo)
+    gate = {
+        "rev": "base",
+        "metrics": [{"file": "metrics/eval.json", "key": "f1", "direction": "max"}],
+    }
+    Path("params.yaml").write_text(yaml.safe_dump({"gate": gate}), encoding="utf-8")
+    Path("out").mkdir()
+    assert gate_main(["--json", "out"]) == 2  # checked before any work: no table
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "gate: error: out: is a directory; give a file name\n"
+    assert gate_main(["--json", "params.yaml/gate.json"]) == 2
+    assert capsys.readouterr().err.endswith("params.yaml is a file\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert gate_main(["--repo", str(plain)]) == 2
+    assert capsys.readouterr().err == f"gate: error: {plain.resolve()}: not a git repository\n"
+    assert gate_main(["--repo", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"gate: error: {tmp_path / 'nope'}: no such directory\n"

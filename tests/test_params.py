@@ -262,10 +262,44 @@ def test_non_mapping_top_level(tmp_path):
     assert msg == f"{path}: expected a mapping at the top level, got list"
 
 
-def test_invalid_yaml_names_file(tmp_path):
+def test_invalid_yaml_names_file_line_and_column(tmp_path):
     path = write(tmp_path, "cls:\n  lr: [1, 2\n")
     msg = load_error(path)
-    assert msg.startswith(f"{path}: not valid YAML")
+    assert msg.startswith(f"{path}: line 3, column 1: not valid YAML: expected ',' or ']'")
+    assert msg.endswith("(while parsing a flow sequence that starts on line 2)")
+    assert "<unicode string>" not in msg
+    path = write(tmp_path, "base:\n  seed: 1\n bad: [1\n  threads: 2\n")  # mis-indented
+    assert load_error(path).startswith(f"{path}: line 3, column 2: not valid YAML: ")
+    path = write(tmp_path, "cls:\n  model: a\x00\n")
+    assert load_error(path).startswith(f"{path}: line 2, column 11: not valid YAML: unacceptable")
+
+
+def test_unreadable_file_is_a_params_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"cls:\n  model: caf\xe9\n")
+    assert load_error(path) == f"{path}: not UTF-8 text (invalid continuation byte at byte 17)"
+    assert load_error(tmp_path) == f"{tmp_path}: is a directory, not a params file"
+
+
+def test_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    path = write(tmp_path, "base:\n  seed: 1\ncls:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n")
+    assert load_error(path) == f"{path}: line 6, column 3: duplicate key 'lr' (first on line 4)"
+    path = write(tmp_path, "cls: {}\nbase: {}\ncls: {}\n")
+    assert load_error(path) == f"{path}: line 3, column 1: duplicate key 'cls' (first on line 1)"
+    path = write(tmp_path, "gate:\n  metrics: [{file: a, file: b, key: k, direction: max}]\n")
+    assert "line 2, column 23: duplicate key 'file' (first on line 2)" in load_error(path)
+    # the same key in different mappings, and YAML merge keys, are fine
+    path = write(tmp_path, "a: &a {x: 1}\nb: {x: 1}\nc:\n  <<: *a\n  x: 2\n")
+    assert read_yaml(path) == {"a": {"x": 1}, "b": {"x": 1}, "c": {"x": 2}}
+
+
+def test_project_files_read_as_before():
+    """The stricter loader reads the project's own params and presets exactly as before."""
+    from geolab.common.params import _Yaml12Loader
+
+    for path in [ROOT / "params.yaml", *sorted((ROOT / "presets").glob("*.yaml"))]:
+        old = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # noqa: S506
+        assert read_yaml(path) == old, path
 
 
 def test_missing_file(tmp_path):
@@ -297,7 +331,8 @@ def test_params_main_bad_file(tmp_path, capsys):
 
 
 def test_params_main_good_file(tmp_path, capsys):
-    path = write(tmp_path, "base:\n  seed: 7\ncls:\n  lr: 1e-3\n")
+    full = "".join(f"{s}:\n" for s in SECTIONS if s not in ("base", "cls"))
+    path = write(tmp_path, "base:\n  seed: 7\ncls:\n  lr: 1e-3\n" + full)
     assert params_main(["--params", str(path)]) == 0
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["base"]["seed"] == 7
@@ -306,8 +341,39 @@ def test_params_main_good_file(tmp_path, capsys):
     assert params_main(["--params", str(path), "--section", "base"]) == 0
     assert set(yaml.safe_load(capsys.readouterr().out)) == {"base"}
 
+
+def test_params_main_needs_the_sections_the_stages_need(tmp_path, capsys):
+    """An incomplete file fails here as it would fail a stage, not only later in `dvc repro`."""
+    path = write(tmp_path, "base:\n  seed: 7\ncls:\n  lr: 1e-3\n")
+    assert params_main(["--params", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        captured.err
+        == f"error: {path}: sections 'gate', 'ner', 'seg', 'match', 'geoloc' are missing\n"
+    )
+    # --section needs only that section, as the stages of one study do
+    assert params_main(["--params", str(path), "--section", "cls"]) == 0
+    assert set(yaml.safe_load(capsys.readouterr().out)) == {"cls"}
     assert params_main(["--params", str(path), "--section", "gate"]) == 1
-    assert "no section 'gate'" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: {path}: section 'gate' is missing\n"
+    empty = write(tmp_path, "# only a comment\n", "empty.yaml")
+    assert params_main(["--params", str(empty)]) == 1
+    assert "are missing" in capsys.readouterr().err
+    assert params_main(["--params", str(empty), "--section", "seg"]) == 1
+    assert capsys.readouterr().err == f"error: {empty}: section 'seg' is missing\n"
+    assert params_main(["--params", str(empty), "--section", "base"]) == 0
+    assert params_main(["--params", str(empty), "--section", "nope"]) == 1
+    assert "--section: unknown section 'nope'; valid sections: base" in capsys.readouterr().err
+
+
+def test_params_main_unreadable_file_is_one_line(tmp_path, capsys):
+    assert params_main(["--params", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path}: is a directory, not a params file\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    assert params_main(["--params", str(bad)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {bad}: not UTF-8 text")
 
 
 def test_params_main_real_file(capsys):

@@ -110,3 +110,58 @@ def test_bad_revision(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(PlotsError, match="unknown revision 'nosuch'"):
         render_plots(["v1", "nosuch"], tmp_path / "bad", repo)
     assert plots_main(["--repo", str(repo), "--rev", "nosuch", "--out", str(tmp_path / "b")]) == 1
+
+
+def test_bad_out_is_one_line_before_any_work(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "out" / "index.md").mkdir(parents=True)
+    for out, message in [
+        (afile, f"{afile}: is a file; give a directory for the pictures"),
+        (afile / "sub", f"{afile / 'sub'}: cannot create it, {afile} is a file"),
+        (tmp_path / "out", f"{tmp_path / 'out' / 'index.md'}: is a directory; cannot write"),
+    ]:
+        assert plots_main(["--repo", str(repo), "--out", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(f"plots: error: {message}")
+        assert captured.err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.md"]
+
+
+def test_unknown_target_is_an_error_naming_the_known_plots(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    assert plots_main(["--repo", str(repo), "--out", str(out), "plots/loss.tsv", "nosuch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("plots: error: no plot 'nosuch'; the plots are: ")
+    assert "'plots/loss.tsv'" in err and "'plots/acc.json'" in err and "images" in err
+    assert not out.exists()  # nothing written
+    with pytest.raises(PlotsError, match="no plot 'nosuch'"):
+        render_plots(["v1", "v2"], out, repo, ["nosuch"])
+    # a directory of image plots, a plot file and the dvc.yaml itself are all known targets
+    *pictures, _ = render_plots(None, out, repo, ["./images/", "plots/loss.tsv"])
+    assert {p.name for p in pictures} == {"images_confusion--workspace.png", "plots_loss.tsv.png"}
+    assert len(render_plots(None, tmp_path / "all", repo, ["dvc.yaml"])) > 1
+
+
+def test_plot_swallowed_by_rev_gets_a_hint(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    where = ["--repo", str(repo), "--out", str(out)]
+    assert plots_main([*where, "--rev", "v1", "plots/loss.tsv"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown revision 'plots/loss.tsv'" in err
+    assert "'plots/loss.tsv' is a plot: --rev takes every word after it" in err
+    assert "-- 'plots/loss.tsv'" in err
+    assert not out.exists()
+    # the suggested forms work, and a plain unknown revision gets no hint
+    assert plots_main([*where, "--rev", "v1", "--", "plots/loss.tsv"]) == 0
+    assert plots_main([*where, "plots/loss.tsv", "--rev", "v1"]) == 0
+    assert {p.name for p in out.glob("*.png")} == {"plots_loss.tsv.png"}
+    assert plots_main(["--repo", str(repo), "--rev", "nosuch", "--out", str(out)]) == 1
+    assert "is a plot" not in capsys.readouterr().err

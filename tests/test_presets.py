@@ -103,3 +103,57 @@ def test_cli_set_args_and_print(tmp_path, params_file, capsys):
     )
     assert "epochs: 9" in capsys.readouterr().out
     assert params_file.read_text() == (ROOT / "params.yaml").read_text()
+
+
+def test_empty_preset_is_an_error(tmp_path, params_file, capsys):
+    for text in ["", "# nothing yet\n", "seg: {}\n"]:
+        empty = tmp_path / "empty.yaml"
+        empty.write_text(text)
+        assert (
+            params_main(["--params", str(params_file), "--preset", str(empty), "--set-args"]) == 1
+        )
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == f"error: {empty}: preset sets nothing (no section with a key)\n"
+
+
+def test_apply_to_an_empty_params_file(tmp_path, capsys):
+    preset = _preset(tmp_path, {"seg": {"epochs": 3}})
+    for text in ["", "# comments only\n"]:
+        params = tmp_path / "params.yaml"
+        params.write_text(text)
+        assert params_main(["--params", str(params), "--preset", str(preset), "--apply"]) == 1
+        assert capsys.readouterr().err.startswith(f"error: {params}: sections 'gate', 'cls'")
+        assert params.read_text() == text
+        with pytest.raises(ParamsError, match=r"params\.yaml: no sections to apply the preset to"):
+            presets.apply(params, {"seg": {"epochs": 3}})
+    params.write_text("seg: 3\n")
+    with pytest.raises(ParamsError, match=r"params\.yaml: seg: expected a mapping, got 3"):
+        presets.apply(params, {"seg": {"epochs": 3}})
+
+
+def test_the_whole_merged_file_is_validated(tmp_path, params_file, capsys):
+    """A bad value the preset does not touch stops --set-args and --apply, naming params.yaml."""
+    preset = _preset(tmp_path, {"seg": {"epochs": 3}})
+    good = params_file.read_text()
+    params_file.write_text(good.replace("  device: auto", "  device: gpu", 1))
+    before = params_file.read_text()
+    for how in ["--set-args", "--apply", "--section"]:
+        argv = ["--params", str(params_file), "--preset", str(preset), how]
+        assert params_main([*argv, "seg"] if how == "--section" else argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(f"error: {params_file}: base.device: expected one of")
+    assert params_file.read_text() == before
+    # an unknown section of the params file is named with the file in print mode too
+    params_file.write_text(good + "segg:\n  epochs: 1\n")
+    assert params_main(["--params", str(params_file), "--preset", str(preset)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {params_file}: unknown section 'segg'")
+    # a params section the preset lays over must be a mapping (was a TypeError)
+    params_file.write_text(good.replace("\nseg:\n", "\nseg: [1]\nold_seg:\n", 1))
+    with pytest.raises(ParamsError, match=r"^.*params\.yaml: seg: expected a mapping, got list"):
+        presets.load(params_file, preset)
+    # a value the preset fixes is fine: only the merged result counts
+    seg = good.index("\nseg:\n")
+    params_file.write_text(good[:seg] + good[seg:].replace("  epochs: 12", "  epochs: many", 1))
+    assert presets.load(params_file, preset) == {"seg": {"epochs": 3}}

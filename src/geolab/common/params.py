@@ -18,7 +18,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -151,6 +151,52 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping repeats a key (DVC's YAML reader refuses such a file)."""
+
+
+class _StrictLoader(_Yaml12Loader):
+    """:class:`_Yaml12Loader` that refuses a key repeated in a mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}  # key -> its line
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may repeat keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first.get(key)
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if line is not None:
+                problem = f"duplicate key '{key}' (first on line {line + 1})"
+                raise _DuplicateKeyError(None, None, problem, key_node.start_mark)
+            first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(err: yaml.YAMLError, text: str) -> str:
+    """``line L, column C: ...`` for a YAML error (1-based, as editors count)."""
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, err.position)
+        column = err.position - text.rfind("\n", 0, err.position) - 1
+        what = f"unacceptable character #x{err.character:04x}: {err.reason}"  # an int for str
+        return f"line {line + 1}, column {column + 1}: not valid YAML: {what}"
+    if not isinstance(err, yaml.MarkedYAMLError) or (err.problem_mark or err.context_mark) is None:
+        return f"not valid YAML: {err}"
+    mark = err.problem_mark or err.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(err, _DuplicateKeyError):
+        return f"{where}: {err.problem}"
+    what = err.problem or err.context
+    if err.problem and err.context:
+        what += f" ({err.context}"
+        if err.context_mark is not None and err.context_mark.line != mark.line:
+            what += f" that starts on line {err.context_mark.line + 1}"
+        what += ")"
+    return f"{where}: not valid YAML: {what}"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with YAML 1.2 floats.
 
@@ -161,17 +207,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         The mapping (empty for an empty file).
 
     Raises:
-        ParamsError: the file is missing, is not valid YAML, or is not a mapping.
+        ParamsError: the file is missing, unreadable or not UTF-8, is not valid YAML (the
+            message gives line and column), repeats a key in one mapping, or is not a mapping.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise ParamsError(f"{path}: file not found") from err
+    except IsADirectoryError as err:
+        raise ParamsError(f"{path}: is a directory, not a params file") from err
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read: {err.strerror or err}") from err
     try:
-        data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from err
+        raise ParamsError(f"{path}: {_yaml_error(err, text)}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -327,6 +380,28 @@ def load_params(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
     return out
 
 
+def check_sections(
+    params: Mapping[str, Any], path: str | Path, sections: Iterable[str] | None = None
+) -> None:
+    """Check that the sections the pipeline reads are there, as each stage checks its own.
+
+    Args:
+        params: section name -> value (from :func:`load_params`).
+        path: the params file, for the message.
+        sections: the sections needed; default every registered one (each study's stages and
+            the gate read their section; ``base`` has defaults and is never needed).
+
+    Raises:
+        ParamsError: ``FILE: section 'seg' is missing`` (or all the missing ones).
+    """
+    needed = SECTIONS if sections is None else sections
+    missing = [s for s in needed if s != "base" and s not in params]
+    if len(missing) == 1:
+        raise ParamsError(f"{path}: section '{missing[0]}' is missing")
+    if missing:
+        raise ParamsError(f"{path}: sections {', '.join(map(repr, missing))} are missing")
+
+
 def to_dict(obj: Any) -> Any:
     """Turn a schema instance (or nested structure of them) into plain YAML/JSON-able data."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -341,9 +416,10 @@ def to_dict(obj: Any) -> Any:
 def params_main(argv: list[str] | None = None) -> int:
     """``geolab params [--params FILE] [--section S] [--preset P [--set-args | --apply]]``.
 
-    Validate and print the resolved params. With ``--preset``, lay a preset over them first:
-    ``--set-args`` prints ``-S key=value`` arguments for ``dvc exp run``, ``--apply`` writes the
-    preset's keys into the params file.
+    Validate and print the resolved params; like the stages, it needs every section (with
+    ``--section``, that one). With ``--preset``, lay a preset over them first and validate the
+    merged whole: ``--set-args`` prints ``-S key=value`` arguments for ``dvc exp run``,
+    ``--apply`` writes the preset's keys into the params file.
     """
     import argparse
     import sys
@@ -360,30 +436,30 @@ def params_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (args.set_args or args.apply) and not args.preset:
         p.error("--set-args and --apply need --preset")
+    printing = not (args.set_args or args.apply)
     try:
+        if args.section is not None and printing:
+            try:
+                schema_for(args.section)
+            except ParamsError as err:
+                raise ParamsError(f"--section: {err}") from None
         if args.preset:
-            preset = presets.load(args.params, args.preset)
-            if args.set_args:
-                print(" ".join(presets.set_args(preset)))
-                return 0
-            if args.apply:
-                presets.apply(args.params, preset)
-                print(f"{args.params}: applied {args.preset}", file=sys.stderr)
-                return 0
-            raw = presets.merge(read_yaml(args.params), preset, args.preset)
-            params = {
-                s: from_dict(schema_for(s), v or {}, f"{args.params}: {s}") for s, v in raw.items()
-            }
+            preset, params = presets.resolve(args.params, args.preset)
         else:
             params = load_params(args.params)
+        check_sections(params, args.params, [args.section] if args.section and printing else None)
+        if args.set_args:
+            print(" ".join(presets.set_args(preset)))
+            return 0
+        if args.apply:
+            presets.apply(args.params, preset)
+            print(f"{args.params}: applied {args.preset}", file=sys.stderr)
+            return 0
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     data = {k: to_dict(v) for k, v in params.items()}
     if args.section:
-        if args.section not in data:
-            print(f"error: {args.params}: no section '{args.section}'", file=sys.stderr)
-            return 1
         data = {args.section: data[args.section]}
     print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0

@@ -21,39 +21,84 @@ from pathlib import Path
 from typing import Any
 
 from geolab.common.io import atomic_open
-from geolab.common.params import ParamsError, from_dict, read_yaml, schema_for
+from geolab.common.params import BaseParams, ParamsError, from_dict, read_yaml, schema_for
 
 
-def merge(params: dict[str, Any], preset: dict[str, Any], where: str) -> dict[str, Any]:
+def merge(
+    params: dict[str, Any], preset: dict[str, Any], where: str, params_where: str = "params"
+) -> dict[str, Any]:
     """Lay ``preset`` over ``params`` key by key (one level below the sections).
 
+    Args:
+        params: the params file's data.
+        preset: the preset's data.
+        where: the preset, for messages.
+        params_where: the params file, for messages.
+
     Raises:
-        ParamsError: a preset section is not a mapping.
+        ParamsError: a preset section, or the params section it lays over, is not a mapping.
     """
     out = copy.deepcopy(params)
     for section, values in preset.items():
         if not isinstance(values, dict):
             raise ParamsError(f"{where}: {section}: expected a mapping of keys to values")
-        out.setdefault(section, {})
-        out[section] = {**(out[section] or {}), **values}
+        old = out.get(section)
+        if old is not None and not isinstance(old, dict):
+            raise ParamsError(
+                f"{params_where}: {section}: expected a mapping, got {type(old).__name__} {old!r}"
+            )
+        out[section] = {**(old or {}), **values}
     return out
 
 
-def validate(params: dict[str, Any], preset_path: str | Path) -> None:
-    """Check every section the preset touches against its schema (errors name the preset)."""
-    for section in read_yaml(preset_path):
+def validate(
+    merged: dict[str, Any],
+    preset: dict[str, Any],
+    params_path: str | Path,
+    preset_path: str | Path,
+) -> dict[str, Any]:
+    """Check every section of the merged params against its schema, as the stages will.
+
+    Errors name the preset for a section it sets, else the params file.
+
+    Returns:
+        Section name -> schema instance (``base`` defaulted, as :func:`load_params` does).
+    """
+    out = {}
+    for section, value in merged.items():
+        where = preset_path if section in preset else params_path
         try:
             schema = schema_for(section)
         except ParamsError as err:
-            raise ParamsError(f"{preset_path}: {err}") from None
-        from_dict(schema, params.get(section) or {}, f"{preset_path}: {section}")
+            raise ParamsError(f"{where}: {err}") from None
+        out[section] = from_dict(schema, {} if value is None else value, f"{where}: {section}")
+    out.setdefault("base", BaseParams())
+    return out
+
+
+def resolve(
+    params_path: str | Path, preset_path: str | Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read the preset, lay it over the params file and validate the whole result.
+
+    Returns:
+        The preset's ``{section: {key: value}}`` and the merged params (section -> schema
+        instance).
+
+    Raises:
+        ParamsError: a file is unreadable, the preset sets nothing, or the merged params are
+            invalid.
+    """
+    preset = read_yaml(preset_path)
+    merged = merge(read_yaml(params_path), preset, str(preset_path), str(params_path))
+    if not any(preset.values()):
+        raise ParamsError(f"{preset_path}: preset sets nothing (no section with a key)")
+    return preset, validate(merged, preset, params_path, preset_path)
 
 
 def load(params_path: str | Path, preset_path: str | Path) -> dict[str, Any]:
     """The preset's ``{section: {key: value}}``, after checking the merged params are valid."""
-    preset = read_yaml(preset_path)
-    validate(merge(read_yaml(params_path), preset, str(preset_path)), preset_path)
-    return preset
+    return resolve(params_path, preset_path)[0]
 
 
 def set_args(preset: dict[str, Any]) -> list[str]:
@@ -99,7 +144,12 @@ def hydra_value(value: Any) -> str:
 
 
 def apply(params_path: str | Path, preset: dict[str, Any]) -> None:
-    """Write the preset's keys into the params file, keeping its comments and key order."""
+    """Write the preset's keys into the params file, keeping its comments and key order.
+
+    Raises:
+        ParamsError: the params file has no sections (empty or comment-only), or a section the
+            preset sets is not a mapping there.
+    """
     from ruamel.yaml import YAML
 
     yaml = YAML()
@@ -112,9 +162,13 @@ def apply(params_path: str | Path, preset: dict[str, Any]) -> None:
     path = Path(params_path)
     with path.open(encoding="utf-8") as fh:
         doc = yaml.load(fh)
+    if not isinstance(doc, dict):  # an empty or comment-only file loads as None
+        raise ParamsError(f"{path}: no sections to apply the preset to (empty file?)")
     for section, values in preset.items():
         if doc.get(section) is None:
             doc[section] = {}
+        elif not isinstance(doc[section], dict):
+            raise ParamsError(f"{path}: {section}: expected a mapping, got {doc[section]!r}")
         for key, value in values.items():
             doc[section][key] = value
     with atomic_open(path) as fh:

@@ -15,6 +15,9 @@ The workspace value is read from the file itself; the base value comes from
 ``dvc metrics diff --json --all REV`` and, where DVC does not know the metric (the file is not
 declared under ``metrics:`` at that revision, or DVC is unavailable), from ``git show REV:path``.
 A base revision that lacks the file or key gives ``ok (no base)``: a new metric is not a failure.
+A base value that cannot be read (the file does not parse, the value is not a finite number) is
+not a failure either, but the status says so (``ok (base unreadable: ...)``), since the
+tolerance was not checked.
 The section's schema (:class:`~geolab.common.params.GateParams`) lives with the other params
 schemas, since every stage validates the whole params file.
 """
@@ -34,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from geolab.common.io import write_json
+from geolab.common.io import OutputPathError, check_output_path, write_json
 from geolab.common.params import DEFAULT_PATH, GatedMetric, GateParams, ParamsError, load_section
 from geolab.reporting.repo import RepoError, check_revision, git, run_dvc
 
@@ -63,7 +66,8 @@ class GateRow:
         delta: ``value - base`` (``None`` without both).
         floor: configured floor/ceiling.
         tolerance: configured tolerance.
-        status: ``ok``, ``ok (no base)`` or a message starting with ``FAIL:``.
+        status: ``ok``, ``ok (no base)``, ``ok (base unreadable: ...)`` or a message starting
+            with ``FAIL:``.
     """
 
     name: str
@@ -97,13 +101,15 @@ def _parse_metrics(text: str, path: str) -> Any:
 
 
 def _flatten(data: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Flatten nested mappings to ``{("test", "accuracy"): 0.9}`` (lists are skipped)."""
-    out: dict[tuple[str, ...], Any] = {}
+    """Every value in nested mappings by path: ``{("t",): {...}, ("t", "accuracy"): 0.9}``.
+
+    Inner mappings are listed too, so that a key naming one is found (and reported as not a
+    number) rather than "not found".
+    """
+    out: dict[tuple[str, ...], Any] = {prefix: data} if prefix else {}
     if isinstance(data, Mapping):
         for k, v in data.items():
             out.update(_flatten(v, (*prefix, str(k))))
-    elif prefix and not isinstance(data, list):
-        out[prefix] = data
     return out
 
 
@@ -123,6 +129,22 @@ def lookup(data: Any, key: str) -> tuple[bool, Any]:
     return False, None
 
 
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (YAML errors span several)."""
+    return " ".join(str(err).split())
+
+
+def _describe(value: Any) -> str:
+    """What a non-number is, for a status: ``a mapping (keys a, b)``, ``a list`` or ``'text'``."""
+    if isinstance(value, Mapping):
+        keys = [str(k) for k in value]
+        more = f", ... ({len(keys)} keys)" if len(keys) > 5 else ""
+        return f"a mapping (keys {', '.join(keys[:5])}{more}); give the full key"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return repr(value)
+
+
 def _as_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -138,7 +160,10 @@ def read_base_with_git(path: str, rev: str, repo_root: Path) -> Any | None:
         repo_root: the repository root.
 
     Returns:
-        The parsed file, or ``None`` if the revision lacks it or it cannot be parsed.
+        The parsed file, or ``None`` if the revision lacks it.
+
+    Raises:
+        ValueError: the file is there but cannot be parsed (the message names file and rev).
     """
     proc = git(["show", f"{rev}:./{PurePosixPath(path).as_posix()}"], repo_root)
     if proc.returncode != 0:
@@ -148,7 +173,7 @@ def read_base_with_git(path: str, rev: str, repo_root: Path) -> Any | None:
         return _parse_metrics(proc.stdout.decode("utf-8"), path)
     except (ValueError, yaml.YAMLError) as err:
         log.warning("%s at %s: cannot parse: %s", path, rev, err)
-        return None
+        raise ValueError(f"{path} at {rev}: {_one_line(err)}") from err
 
 
 def dvc_metrics_diff(rev: str, repo_root: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -171,15 +196,13 @@ def dvc_metrics_diff(rev: str, repo_root: Path) -> dict[str, dict[str, dict[str,
     return {str(PurePosixPath(f)): v for f, v in data.items() if isinstance(v, dict)}
 
 
-def _base_from_diff(
-    diff: Mapping[str, Mapping[str, Any]], metric: GatedMetric
-) -> tuple[bool, float | None]:
+def _base_from_diff(diff: Mapping[str, Mapping[str, Any]], metric: GatedMetric) -> tuple[bool, Any]:
     """Find a metric's old value in ``dvc metrics diff`` output (keys are dotted)."""
     entries = diff.get(str(PurePosixPath(metric.file)), {})
     for dkey in (metric.key, metric.key.replace("/", ".")):
         entry = entries.get(dkey)
         if isinstance(entry, Mapping) and entry.get("old") is not None:
-            return True, _as_number(entry["old"])
+            return True, entry["old"]
     return False, None
 
 
@@ -208,6 +231,8 @@ def judge(metric: GatedMetric, value: float, base: float | None) -> str:
     """
     if math.isnan(value):
         return f"{FAIL}: value is NaN"
+    if math.isinf(value):
+        return f"{FAIL}: value is {value} (not a finite number)"
     fails = []
     if metric.floor is not None:
         if metric.direction == "max" and value < metric.floor:
@@ -232,30 +257,47 @@ def _workspace_value(metric: GatedMetric, repo_root: Path) -> tuple[Any, str | N
         data = _parse_metrics(path.read_text(encoding="utf-8"), metric.file)
     except FileNotFoundError:
         return None, f"{FAIL}: missing (file {metric.file} not found)"
+    except IsADirectoryError:
+        return None, f"{FAIL}: unreadable ({metric.file}: is a directory)"
+    except OSError as err:
+        return None, f"{FAIL}: unreadable ({metric.file}: {err.strerror or err})"
     except (ValueError, yaml.YAMLError) as err:
-        return None, f"{FAIL}: unreadable ({metric.file}: {err})"
+        return None, f"{FAIL}: unreadable ({metric.file}: {_one_line(err)})"
     found, value = lookup(data, metric.key)
     if not found:
         return None, f"{FAIL}: missing (key '{metric.key}' not found in {metric.file})"
     number = _as_number(value)
     if number is None:
-        return None, f"{FAIL}: not a number ('{metric.key}' in {metric.file} is {value!r})"
+        return None, f"{FAIL}: not a number ('{metric.key}' in {metric.file} is {_describe(value)})"
     return number, None
 
 
 def _base_value(
     metric: GatedMetric, diff: Mapping[str, Mapping[str, Any]], rev: str, repo_root: Path
-) -> float | None:
-    """Get the base value from the DVC diff, else ``git show``; ``None`` if the rev lacks it."""
-    found, base = _base_from_diff(diff, metric)
+) -> tuple[float | None, str | None]:
+    """Get the base value from the DVC diff, else ``git show``.
+
+    Returns:
+        ``(value, None)``; ``(None, None)`` if the rev lacks the file or key; ``(None, why)``
+        if it has them but no usable number (the file does not parse, the value is not a
+        number or not finite).
+    """
+    found, raw = _base_from_diff(diff, metric)
     if not found:
-        data = read_base_with_git(metric.file, rev, repo_root)
+        try:
+            data = read_base_with_git(metric.file, rev, repo_root)
+        except ValueError as err:
+            return None, f"base unreadable: {err}"
         found, raw = lookup(data, metric.key) if data is not None else (False, None)
-        base = _as_number(raw) if found else None
-    if base is not None and math.isnan(base):
-        log.warning("%s: base value at %s is NaN; treating as no base", metric.label, rev)
-        return None
-    return base
+    if not found:
+        return None, None
+    base = _as_number(raw)
+    if base is None:
+        return None, f"base unreadable: '{metric.key}' at {rev} is {_describe(raw)}"
+    if not math.isfinite(base):
+        log.warning("%s: base value at %s is %s; treating as no base", metric.label, rev, base)
+        return None, f"base unreadable: '{metric.key}' at {rev} is {base}"
+    return base, None
 
 
 def evaluate_gate(params: GateParams, rev: str | None, repo_root: Path) -> list[GateRow]:
@@ -282,9 +324,11 @@ def evaluate_gate(params: GateParams, rev: str | None, repo_root: Path) -> list[
     rows = []
     for metric in params.metrics:
         value, failure = _workspace_value(metric, repo_root)
-        base = _base_value(metric, diff, rev, repo_root)
+        base, base_problem = _base_value(metric, diff, rev, repo_root)
         if failure is None:
             status = judge(metric, value, base)
+            if status == NO_BASE and base_problem:  # not a failure, but not silent either
+                status = f"{OK} ({base_problem})"
         else:
             status = failure
         delta = value - base if value is not None and base is not None else None
@@ -396,14 +440,17 @@ def gate_main(argv: list[str] | None = None) -> int:
 
     Returns:
         0 when every metric passes, 1 when one fails, 2 when the gate cannot run (bad params
-        file, unknown revision).
+        file, unknown revision, not a git repository, a ``--json`` path no file can be written
+        at).
     """
     args = _parser().parse_args(argv)
     try:
+        if args.json_out is not None:
+            check_output_path(args.json_out)
         params = load_section("gate", args.params)
         rev = args.rev or params.rev
         rows = evaluate_gate(params, rev, args.repo)
-    except (ParamsError, RepoError) as err:
+    except (ParamsError, RepoError, OutputPathError) as err:
         print(f"gate: error: {err}", file=sys.stderr)
         return 2
     print(format_table(rows))

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from geolab.common.io import atomic_open
@@ -75,6 +75,12 @@ def _dedupe(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if "::" in k or k not in declared}
 
 
+def _covers(target: str, plot_id: str) -> bool:
+    """Whether DVC's ``plot_id`` is ``target`` or lies in it (``target`` a directory)."""
+    target, plot = PurePosixPath(target).as_posix(), PurePosixPath(_id_for_name(plot_id)).as_posix()
+    return plot == target or plot.startswith(f"{target}/")
+
+
 def _unique(path: Path, used: set[Path]) -> Path:
     """Return ``path`` or ``stem-2.suffix`` etc. so that no two pictures share a file."""
     candidate, n = path, 1
@@ -120,6 +126,56 @@ def dvc_plots_json(
         raise PlotsError(str(err)) from err
     except json.JSONDecodeError as err:
         raise PlotsError(f"`dvc {' '.join(args)}` did not print JSON: {err}") from err
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before any work, naming the path, where ``out_dir`` cannot be made or written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PlotsError(f"{out_dir}: is a file; give a directory for the pictures")
+    parent = next((p for p in out_dir.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise PlotsError(f"{out_dir}: cannot create it, {parent} is a file")
+    if (out_dir / "index.md").is_dir():
+        raise PlotsError(f"{out_dir / 'index.md'}: is a directory; cannot write the index")
+
+
+def _check_targets(
+    targets: Sequence[str],
+    data: Mapping[str, Any],
+    revs: Sequence[str] | None,
+    repo_root: Path,
+    probe_dir: Path,
+) -> None:
+    """Fail, naming them and the known plots, on targets for which DVC found no plot.
+
+    A target is known when a plot id is (under) it; otherwise (a ``dvc.yaml``, a file that a
+    named plot reads) DVC is asked about it alone.
+    """
+    unknown = [t for t in targets if not any(_covers(t, plot_id) for plot_id in data)]
+    unknown = [
+        t for t in unknown if not dvc_plots_json(revs, repo_root, probe_dir, [t]).get("data")
+    ]
+    if unknown:
+        known = dvc_plots_json(revs, repo_root, probe_dir, None).get("data") or {}
+        raise PlotsError(
+            f"no plot {', '.join(map(repr, unknown))}; the plots are: "
+            f"{', '.join(repr(_id_for_name(k)) for k in known) or 'none'}"
+        )
+
+
+def _plot_not_rev(rev: str, repo_root: Path) -> str:
+    """A hint when a word given as a revision names a plot (``--rev`` takes every word after it)."""
+    with tempfile.TemporaryDirectory(prefix="geolab-plots-") as tmp:
+        try:
+            plots = dvc_plots_json(None, repo_root, Path(tmp), None).get("data") or {}
+        except PlotsError:
+            return ""
+    if not any(_covers(rev, plot_id) for plot_id in plots):
+        return ""
+    return (
+        f"; '{rev}' is a plot: --rev takes every word after it, so give plots before --rev or "
+        f"after -- (geolab plots --rev REV... -- '{rev}')"
+    )
 
 
 def _log_dvc_errors(errors: Iterable[Mapping[str, Any]]) -> None:
@@ -244,20 +300,27 @@ def render_plots(
         The written pictures, then ``index.md``.
 
     Raises:
-        PlotsError: an unknown revision, a DVC failure or a spec that cannot be rendered.
+        PlotsError: ``out_dir`` is a file or lies under one, an unknown revision or target, a DVC
+            failure or a spec that cannot be rendered. All but the last come before anything
+            is written.
     """
     repo_root, out_dir = Path(repo_root), Path(out_dir)
+    if not repo_root.is_dir():
+        raise PlotsError(f"{repo_root}: no such directory")
+    _check_out_dir(out_dir)
     for rev in revs or []:
         if rev != WORKSPACE:
             try:
                 check_revision(rev, repo_root)
             except RepoError as err:
-                raise PlotsError(str(err)) from None
-    out_dir.mkdir(parents=True, exist_ok=True)
+                raise PlotsError(f"{err}{_plot_not_rev(rev, repo_root)}") from None
     used: set[Path] = set()
     pictures: list[Picture] = []
     with tempfile.TemporaryDirectory(prefix="geolab-plots-") as tmp:
         data = dvc_plots_json(revs, repo_root, Path(tmp), targets)
+        if targets:
+            _check_targets(targets, data.get("data") or {}, revs, repo_root, Path(tmp) / "probe")
+        out_dir.mkdir(parents=True, exist_ok=True)
         _log_dvc_errors(data.get("errors") or [])
         for plot_id, entries in _dedupe(data.get("data") or {}).items():
             for entry in entries:
@@ -279,14 +342,18 @@ def plots_main(argv: list[str] | None = None) -> int:
         0 on success, 1 on error.
     """
     parser = argparse.ArgumentParser(
-        prog="geolab plots", description="Render DVC plots to PNG offline, with a markdown index."
+        prog="geolab plots",
+        description="Render DVC plots to PNG offline, with a markdown index.",
+        epilog="--rev takes every word after it; give plots before it or after --: "
+        "geolab plots 'cls loss' --rev main, or geolab plots --rev main -- 'cls loss'",
     )
     parser.add_argument(
         "--rev",
         nargs="*",
         default=None,
         metavar="REV",
-        help="revisions to compare; one is compared with the workspace (default: workspace)",
+        help="revisions to compare; one is compared with the workspace (default: workspace); "
+        "takes every word after it",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     parser.add_argument(

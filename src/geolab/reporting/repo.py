@@ -79,10 +79,14 @@ def check_revision(rev: str, repo_root: Path) -> None:
         repo_root: the repository.
 
     Raises:
-        RepoError: the revision does not exist (or ``repo_root`` is not a git repository).
+        RepoError: the revision does not exist, or ``repo_root`` is not a git repository.
     """
+    if not Path(repo_root).is_dir():
+        raise RepoError(f"{repo_root}: no such directory")
     proc = git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo_root)
     if proc.returncode != 0:
+        if git(["rev-parse", "--git-dir"], repo_root).returncode != 0:
+            raise RepoError(f"{Path(repo_root).resolve()}: not a git repository")
         raise RepoError(
             f"unknown revision '{rev}': not a commit, branch or tag of the git repository "
             f"at {Path(repo_root).resolve()}"
