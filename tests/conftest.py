@@ -44,3 +44,19 @@ def init_dvc_repo(repo: Path, dvc: list[str]) -> None:
     subprocess.run(
         [*dvc, "config", "core.analytics", "false"], cwd=repo, check=True, capture_output=True
     )
+
+
+def params_error(tmp_path: Path, section: str, values: dict) -> str:
+    """The message :func:`geolab.common.params.load_section` gives for ``{section: values}``,
+    with the file's path and the section left off (so tests compare what names the key)."""
+    import yaml
+
+    from geolab.common.params import ParamsError, load_section
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({section: values}))
+    with pytest.raises(ParamsError) as err:
+        load_section(section, path)
+    prefix = f"{path}: {section}: "
+    assert str(err.value).startswith(prefix), str(err.value)
+    return str(err.value)[len(prefix) :]

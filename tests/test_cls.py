@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import params_error
 from PIL import Image
 
 from geolab.cls.data import cut_patches, patch_label
@@ -177,11 +178,7 @@ def test_stage_with_a_wrong_key_exits_naming_it(tmp_path, run_stage, caplog):
     ],
 )
 def test_cls_params_name_the_bad_key(tmp_path, cls, message):
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"cls": cls}))
-    with pytest.raises(ParamsError) as err:
-        load_section("cls", path)
-    assert str(err.value) == f"{path}: cls: {message}"
+    assert params_error(tmp_path, "cls", cls) == message
 
 
 def test_cls_monitors_are_what_training_logs():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import params_error
 
 from geolab.common.params import ParamsError, load_section
 from geolab.common.train import load_checkpoint
@@ -134,11 +135,7 @@ def test_infer_scales_are_checked(tmp_path, scales):
     ],
 )
 def test_seg_params_name_the_bad_key(tmp_path, seg, message):
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"seg": seg}))
-    with pytest.raises(ParamsError) as err:
-        load_section("seg", path)
-    assert str(err.value) == f"{path}: seg: {message}"
+    assert params_error(tmp_path, "seg", seg) == message
 
 
 @pytest.mark.parametrize(
